@@ -1,0 +1,1 @@
+"""xbench's Hydra configs, shipped in the wheel and found as ``pkg://xbench_configs``."""

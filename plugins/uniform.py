@@ -1,0 +1,64 @@
+"""``uniform``: a control that weights every real key equally.
+
+It ignores the queries, so a task it solves does not need cross-attention: a good task
+makes it score far below the real backends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+import xbench
+from xbench.backend import AttentionBackend, BackendSpec
+
+
+@dataclass
+class UniformOptions:
+    """The control has nothing to tune."""
+
+
+def _key_weights(k: Tensor, key_padding_mask: Tensor | None) -> Tensor:
+    """(B, 1, 1, Nk) weights: 1/(number of real keys) on real keys, 0 elsewhere."""
+    if key_padding_mask is None:
+        real = torch.ones(k.shape[0], k.shape[2], dtype=k.dtype, device=k.device)
+    else:
+        real = key_padding_mask.to(k.dtype)
+    return (real / real.sum(-1, keepdim=True).clamp_min(1.0))[:, None, None, :]
+
+
+class UniformAttention(AttentionBackend):
+    """out[b, h, i] = mean of v[b, h, j] over real keys j, for every query i."""
+
+    def forward(
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        key_padding_mask: Tensor | None = None,
+        scale: float | None = None,
+    ) -> Tensor:
+        pooled = torch.matmul(_key_weights(k, key_padding_mask), v)  # (B, H, 1, Dv)
+        return pooled.expand(-1, -1, q.shape[2], -1)
+
+    def attention_weights(self, q, k, v, key_padding_mask=None, scale=None) -> Tensor:
+        weights = _key_weights(k, key_padding_mask)
+        return weights.expand(q.shape[0], q.shape[1], q.shape[2], k.shape[2])
+
+    def describe(self) -> dict:
+        return {"kernel": "mean-over-real-keys"}
+
+
+@xbench.hookimpl
+def xbench_register_backends(register):
+    register(
+        BackendSpec(
+            name="uniform",
+            build=lambda options: UniformAttention(),
+            options=UniformOptions,
+            exact=False,
+            description="Control: every real key gets the same weight (ignores queries).",
+        )
+    )

@@ -1,0 +1,1 @@
+"""Built-in tasks; each package is an ``xbench`` plugin of its own."""

@@ -1,0 +1,61 @@
+"""wandb through Lightning's WandbLogger, without ever blocking a run on the network.
+
+``mode=auto`` goes online only when credentials are configured (``WANDB_API_KEY`` or a
+netrc entry); otherwise the run is recorded offline in the run directory and can be
+synced later with ``wandb sync``.
+"""
+
+from __future__ import annotations
+
+import netrc
+import os
+from pathlib import Path
+from typing import Any
+
+MODES = ("auto", "online", "offline", "disabled")
+
+
+def has_credentials() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        hosts = netrc.netrc().hosts
+    except (OSError, netrc.NetrcParseError):
+        return False
+    return any("wandb" in host for host in hosts)
+
+
+def resolve_mode(mode: str) -> str:
+    """The wandb mode to use: an explicit ``WANDB_MODE`` wins, then the config."""
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    if mode == "auto":
+        return "online" if has_credentials() else "offline"
+    return mode
+
+
+def make_wandb_logger(settings: dict[str, Any], run_dir: Path, run_id: str, config: dict):
+    """A WandbLogger writing under ``run_dir`` (``run_dir/wandb/...``)."""
+    import wandb
+    from lightning.pytorch.loggers import WandbLogger
+
+    mode = resolve_mode(settings.get("mode", "auto"))
+    return WandbLogger(
+        project=settings.get("project") or "xbench",
+        entity=settings.get("entity"),
+        group=settings.get("group"),
+        tags=list(settings.get("tags") or []),
+        name=run_id,
+        id=run_id,
+        save_dir=str(run_dir),
+        mode=mode,
+        config=config,
+        settings=wandb.Settings(init_timeout=30, silent=True, console="off"),
+    )
+
+
+def log_summary(logger, summary: dict[str, Any]) -> None:
+    """Put the run record's headline figures into the wandb run summary, then finish it."""
+    run = logger.experiment
+    run.summary.update(summary)
+    run.finish()
