@@ -63,7 +63,10 @@ def summary_table(results: Iterable[RunResult]) -> Table:
 
 def print_summary(results: Iterable[RunResult], console: Console | None = None) -> None:
     results = list(results)
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # a log file: don't squeeze the table into 80 columns
+            console = Console(width=160)
     console.print(summary_table(results))
     for r in results:
         if r.status != "ok" and r.error:

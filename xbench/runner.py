@@ -152,7 +152,7 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
         "metrics": scores,
         "samples": module.samples,
     }
-    device = module.device
+    device = trainer.strategy.root_device  # Lightning moves the module back to CPU after test
     result.efficiency = {
         "train_step_ms": timer.summary(),
         "train_steps": trainer.global_step,
@@ -178,16 +178,17 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
 
 def _unsupported(backend, model: ModelConfig, task, trainer_cfg: dict) -> str | None:
     """Ask the backend, on a tiny input of the task's shape, whether it can run at all."""
-    device = torch.device(
-        "cuda"
-        if trainer_cfg.get("accelerator") in ("gpu", "cuda") and torch.cuda.is_available()
-        else "cpu"
-    )
+    device = _training_device(trainer_cfg)
     dtype = _compute_dtype(trainer_cfg, device)
     q = torch.zeros(1, model.heads, task.target_length, model.head_dim, device=device, dtype=dtype)
     k = torch.zeros(1, model.heads, task.source_length, model.head_dim, device=device, dtype=dtype)
     mask = torch.ones(1, task.source_length, dtype=torch.bool, device=device)
     return backend.to(device).supports(q, k, k, mask)
+
+
+def _training_device(trainer_cfg: dict) -> torch.device:
+    wants_gpu = trainer_cfg.get("accelerator") in ("gpu", "cuda", "auto")
+    return torch.device("cuda" if wants_gpu and torch.cuda.is_available() else "cpu")
 
 
 def _compute_dtype(trainer_cfg: dict, device: torch.device) -> torch.dtype:
