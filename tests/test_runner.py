@@ -88,3 +88,20 @@ def test_a_failing_cell_is_a_typed_record(backend, status, message, tmp_path):
     assert result.status == status
     assert message in result.error
     assert json.loads((tmp_path / "result.json").read_text())["status"] == status
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["model.heads=3"], "d_model=64 must be divisible by heads=3"),
+        (["model.encoder_layers=0"], "model.encoder_layers=0 is out of range"),
+        (["optim.lr=-1"], "optim.lr=-1 is out of range"),
+        (["logger.mode=sometimes"], "logger.mode='sometimes' is not allowed"),
+    ],
+)
+def test_plan_run_rejects_bad_core_settings(overrides, message):
+    from xbench.errors import UserError
+
+    config = composed_config(overrides)
+    with pytest.raises(UserError, match=message):
+        plan_run(config, get_registry())

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from xbench.model import EncoderDecoder
+from xbench.options import option
 from xbench.task import Task
 
 
@@ -20,10 +21,10 @@ class DivergedError(RuntimeError):
 
 @dataclass
 class OptimConfig:
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    warmup_steps: int = 100
-    label_smoothing: float = 0.0
+    lr: float = option(1e-3, help="peak AdamW learning rate", min=0.0)
+    weight_decay: float = option(0.01, help="AdamW weight decay (matrices only)", min=0.0)
+    warmup_steps: int = option(100, help="linear warm-up steps", min=1)
+    label_smoothing: float = option(0.0, help="cross-entropy label smoothing", min=0.0, max=1.0)
 
 
 def warmup_cosine(step: int, warmup: int, total: int) -> float:

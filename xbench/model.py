@@ -16,23 +16,22 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from xbench.backend import AttentionBackend
+from xbench.options import option
 
 
 @dataclass
 class ModelConfig:
-    d_model: int = 128
-    heads: int = 4
-    encoder_layers: int = 2
-    decoder_layers: int = 2
-    ffn_dim: int = 512
-    dropout: float = 0.0
-    conv_kernel: int = 4
+    d_model: int = option(128, help="width of every layer", min=8)
+    heads: int = option(4, help="attention heads (d_model must divide by it)", min=1)
+    encoder_layers: int = option(2, help="encoder blocks", min=1)
+    decoder_layers: int = option(2, help="decoder blocks", min=1)
+    ffn_dim: int = option(512, help="hidden width of the feed-forward layers", min=1)
+    dropout: float = option(0.0, help="dropout probability", min=0.0, max=0.9)
+    conv_kernel: int = option(4, help="short causal depthwise convolution; 0 = none", min=0)
 
     def __post_init__(self) -> None:
         if self.d_model % self.heads:
-            raise ValueError(
-                f"model.d_model={self.d_model} must be divisible by model.heads={self.heads}"
-            )
+            raise ValueError(f"d_model={self.d_model} must be divisible by heads={self.heads}")
 
     @property
     def head_dim(self) -> int:

@@ -51,6 +51,7 @@ def plan_run(config: dict[str, Any], registry: Registry) -> RunPlan:
     backend = registry.backend(backend_cfg.pop("name"))
     task = registry.task(task_cfg.pop("name"))
     model_cfg = {k: v for k, v in config["model"].items() if k != "name"}
+    _check_logger(config.get("logger") or {})
     return RunPlan(
         backend=backend,
         backend_options=build_options(backend.options, backend_cfg, "backend"),
@@ -60,6 +61,16 @@ def plan_run(config: dict[str, Any], registry: Registry) -> RunPlan:
         optim=build_options(OptimConfig, config.get("optim"), "optim"),
         config=config,
     )
+
+
+def _check_logger(settings: dict[str, Any]) -> None:
+    from xbench.wandb_logging import MODES
+
+    name, mode = settings.get("name", "none"), settings.get("mode", "auto")
+    if name not in ("wandb", "none"):
+        raise UserError(f"logger={name!r} is not available; choose one of: wandb, none")
+    if name == "wandb" and mode not in MODES:
+        raise UserError(f"logger.mode={mode!r} is not allowed; choose one of: {', '.join(MODES)}")
 
 
 def execute(plan: RunPlan, run_dir: Path) -> RunResult:
