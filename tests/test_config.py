@@ -156,7 +156,7 @@ def test_plan_run_applies_nested_task_overrides(compose_config, registry):
         (["task.batch_size=0"], "task.batch_size=0 is out of range"),
         (["backend.kernel=nope"], "backend.kernel='nope' is not allowed"),
         (["task.data.source=web"], "task.data.source='web' is not allowed"),
-        (["model.heads=3"], "must be divisible by model.heads=3"),
+        (["model.heads=3"], "must be divisible by heads=3"),
         (["optim.lr=fast"], "optim.lr='fast' must be of type float"),
         (["task.data=5"], "task.data"),
     ],
