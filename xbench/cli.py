@@ -21,11 +21,14 @@ USAGE = """usage: xbench <command> [args]
 commands:
   run [-m] [key=value ...]   train and evaluate backend × task (Hydra overrides; -m sweeps)
   plugins [-v]               list installed backends and tasks (-v: with their options)
+  check-backend NAME [setting=value ...] [pytest args]
+                             run the conformance kit (xbench.testing) on one backend
 
 examples:
   xbench run backend=flash task=qa
   xbench run -m backend=naive,flash,uniform task=qa
   xbench run --cfg job        show the composed config
+  xbench check-backend uniform uses_queries=false -x
 """
 
 _original_argv: list[str] = []
@@ -131,7 +134,14 @@ def plugins_command(args: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"run": run_command, "plugins": plugins_command}
+def check_backend(args: list[str]) -> int:
+    """Run the backend conformance kit on an installed backend (imports pytest lazily)."""
+    from xbench.check import check_backend_command
+
+    return check_backend_command(args)
+
+
+COMMANDS = {"run": run_command, "plugins": plugins_command, "check-backend": check_backend}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,210 @@
+"""``linear``: kernelized linear attention, never materialising the Nq×Nk score matrix.
+
+Softmax's ``exp(q·k)`` is replaced by a feature-map dot product ``φ(q)ᵀφ(k)``, so the key
+side can be summed once and reused by every query::
+
+    out_i = φ(q_i)ᵀ S / max(φ(q_i)ᵀ z, eps),   S = Σ_j m_j φ(k_j) v_jᵀ,   z = Σ_j m_j φ(k_j)
+
+with ``m_j`` the key padding mask. That costs O((Nq + Nk)·F·Dv) time and O((Nq + Nk)·F)
+memory for F features. Feature maps:
+
+- ``elu``: φ(x) = elu(x) + 1 (Katharopoulos et al., 2020). Positive, deterministic, F = D.
+- ``favor``: Performer's FAVOR+ positive orthogonal random features,
+  φ(x) = exp(ωᵀx' − |x'|²/2) / sqrt(F) with x' = x·sqrt(scale), an unbiased estimator of
+  the softmax kernel: E[φ(q)ᵀφ(k)] = exp(q·k·scale).
+
+favor computes exp only after shifting the logits by a max (per row for queries, per
+(batch, head) over all real keys and features for keys); the shifts cancel in the ratio.
+``eps`` is a floor of the normaliser, not an addend, so the weights of a row still sum to
+one whatever the shifts did to the normaliser's scale.
+
+A batch item with no real key has S = z = 0 and returns zeros. Half-precision inputs are
+accumulated in float32 and the output is returned in the input dtype.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+import xbench
+from xbench.backend import AttentionBackend, BackendSpec, default_scale
+from xbench.options import option
+
+FEATURE_MAPS = ("elu", "favor")
+
+
+@dataclass
+class LinearOptions:
+    feature_map: str = option(
+        "elu", help="φ: elu (elu(x)+1) or favor (Performer random features)", choices=FEATURE_MAPS
+    )
+    num_features: int = option(64, help="favor: number of random features", min=1)
+    redraw: bool = option(False, help="favor: draw new features at every training forward")
+    seed: int = option(0, help="favor: seed of the random features")
+    eps: float = option(1e-6, help="floor of the normaliser φ(q)ᵀΣφ(k)", min=0.0)
+
+
+def orthogonal_random_features(num: int, dim: int, generator: torch.Generator) -> Tensor:
+    """(num, dim) rows ω: orthonormal within each block of ``dim`` rows, norms chi(dim).
+
+    Orthogonal rows lower the estimator's variance against i.i.d. Gaussian rows; rescaling
+    each by the norm of a fresh Gaussian vector keeps every row marginally N(0, I).
+    """
+    blocks = []
+    for start in range(0, num, dim):
+        gaussian = torch.randn(dim, dim, generator=generator)
+        q, r = torch.linalg.qr(gaussian)
+        q = q * torch.sign(torch.diagonal(r))  # sign fix: uniformly (Haar) distributed
+        blocks.append(q.T[: min(dim, num - start)])
+    norms = torch.randn(num, dim, generator=generator).norm(dim=1, keepdim=True)
+    return torch.cat(blocks) * norms
+
+
+class LinearAttention(AttentionBackend):
+    """Linear attention with an ``elu`` or ``favor`` feature map (see the module doc)."""
+
+    def __init__(
+        self,
+        feature_map: str = "elu",
+        num_features: int = 64,
+        redraw: bool = False,
+        seed: int = 0,
+        eps: float = 1e-6,
+    ) -> None:
+        super().__init__()
+        if feature_map not in FEATURE_MAPS:
+            raise ValueError(f"feature_map={feature_map!r}; choose one of {FEATURE_MAPS}")
+        self.feature_map = feature_map
+        self.num_features = num_features
+        self.redraw = redraw
+        self.seed = seed
+        self.eps = eps
+        self.last_feature_dim: int | None = None
+        self._generator = torch.Generator()
+        # favor's ω, drawn on first use for the head dim it meets; saved with the model so a
+        # checkpoint keeps the features it was trained with even when they were redrawn.
+        self.register_buffer("features", None)
+
+    def forward(
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        key_padding_mask: Tensor | None = None,
+        scale: float | None = None,
+    ) -> Tensor:
+        """``scale`` defaults to 1/sqrt(D); favor uses it, elu has no temperature to set."""
+        phi_q, phi_k = self._feature_pair(q, k, key_padding_mask, scale)
+        v = v.to(phi_k.dtype)
+        state = torch.matmul(phi_k.transpose(-2, -1), v)  # (B, H, F, Dv)
+        normaliser = torch.matmul(phi_q, phi_k.sum(dim=-2).unsqueeze(-1))  # (B, H, Nq, 1)
+        return (torch.matmul(phi_q, state) / self._safe(normaliser)).to(q.dtype)
+
+    def attention_weights(
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        key_padding_mask: Tensor | None = None,
+        scale: float | None = None,
+    ) -> Tensor:
+        """Dense normalised φ(q)φ(k)ᵀ, the weights forward applies implicitly (small inputs)."""
+        phi_q, phi_k = self._feature_pair(q, k, key_padding_mask, scale)
+        scores = torch.matmul(phi_q, phi_k.transpose(-2, -1))
+        return (scores / self._safe(scores.sum(dim=-1, keepdim=True))).to(q.dtype)
+
+    def supports(self, q, k, v, key_padding_mask=None) -> str | None:
+        if not all(t.is_floating_point() for t in (q, k, v)):
+            return "linear attention needs floating-point q, k and v"
+        return None
+
+    def describe(self) -> dict:
+        features = self.num_features if self.feature_map == "favor" else self.last_feature_dim
+        return {"kernel": "linear", "feature_map": self.feature_map, "num_features": features}
+
+    def _safe(self, normaliser: Tensor) -> Tensor:
+        """max(normaliser, eps), with 1 where it is 0 (no real key, or underflow with eps=0):
+        the numerator is 0 there too, so the output is 0 rather than 0/0."""
+        normaliser = normaliser.clamp_min(self.eps)
+        return torch.where(normaliser > 0, normaliser, torch.ones_like(normaliser))
+
+    def _feature_pair(
+        self, q: Tensor, k: Tensor, key_padding_mask: Tensor | None, scale: float | None
+    ) -> tuple[Tensor, Tensor]:
+        """(φ(q), φ(k)) in the accumulation dtype; padded keys have all-zero features."""
+        dtype = torch.float32 if q.dtype in (torch.float16, torch.bfloat16) else q.dtype
+        q, k = q.to(dtype), k.to(dtype)
+        keep = None if key_padding_mask is None else key_padding_mask[:, None, :, None]
+        if self.feature_map == "elu":
+            self.last_feature_dim = q.shape[-1]
+            phi_k = F.elu(k) + 1
+            return F.elu(q) + 1, phi_k if keep is None else phi_k.masked_fill(~keep, 0.0)
+        scale = default_scale(q, scale)
+        if scale < 0:
+            raise ValueError(f"favor needs scale >= 0, got {scale}")
+        omega = self._projection(q.shape[-1], q.device).to(dtype)
+        root = math.sqrt(scale)
+        phi_q = _favor_features(_favor_logits(q * root, omega), dims=(-1,))
+        logits_k = _favor_logits(k * root, omega)
+        if keep is not None:
+            logits_k = logits_k.masked_fill(~keep, float("-inf"))
+        # One shift per (batch, head) over all keys and features: it cancels in the ratio.
+        return phi_q, _favor_features(logits_k, dims=(-2, -1))
+
+    def _projection(self, head_dim: int, device: torch.device) -> Tensor:
+        """ω for this head dim: seeded on first use, redrawn per training call if asked."""
+        stale = self.features is None or self.features.shape[1] != head_dim
+        if stale:
+            self._generator.manual_seed(self.seed)
+        if stale or (self.redraw and self.training):
+            self.features = orthogonal_random_features(
+                self.num_features, head_dim, self._generator
+            ).to(device)
+        return self.features.to(device)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # The buffer is None until first use; give it a shape so saved features load into it.
+        saved = state_dict.get(prefix + "features")
+        if saved is not None and (self.features is None or self.features.shape != saved.shape):
+            self.features = torch.empty_like(saved)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def _favor_logits(x: Tensor, omega: Tensor) -> Tensor:
+    """ωᵀx − |x|²/2 for every row of x: the log of a positive random feature (times sqrt F)."""
+    return torch.matmul(x, omega.T) - 0.5 * x.pow(2).sum(dim=-1, keepdim=True)
+
+
+def _favor_features(logits: Tensor, dims: tuple[int, ...]) -> Tensor:
+    """exp(logits − max)/sqrt(F), the max over ``dims`` (not differentiated: it cancels).
+
+    Queries shift per row, keys per (batch, head); either shift scales numerator and
+    normaliser alike. Fully masked (all −inf) groups shift by 0 and give zero features.
+    """
+    shift = logits.detach().amax(dim=dims, keepdim=True)
+    shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
+    return torch.exp(logits - shift) / math.sqrt(logits.shape[-1])
+
+
+@xbench.hookimpl
+def xbench_register_backends(register):
+    register(
+        BackendSpec(
+            name="linear",
+            build=lambda options: LinearAttention(
+                feature_map=options.feature_map,
+                num_features=options.num_features,
+                redraw=options.redraw,
+                seed=options.seed,
+                eps=options.eps,
+            ),
+            options=LinearOptions,
+            exact=False,
+            description="Kernelized linear attention (elu+1 or FAVOR+ features), O(N) memory.",
+        )
+    )

@@ -1,0 +1,525 @@
+"""The conformance kit: a pytest suite that a backend author subclasses to show that a
+backend keeps the contract of :mod:`xbench.backend` (the model is pandas' extension base
+tests). Passing it is what lets a backend's figures sit next to the others on a leaderboard.
+
+Use it from any test module::
+
+    from xbench.testing import BackendConformance
+
+    class TestMyAttention(BackendConformance):
+        backend_name = "my_attention"  # as registered; built with default options
+
+or without writing a file: ``xbench check-backend my_attention``.
+
+What a subclass may set (class attributes, all optional except ``backend_name``):
+
+- ``options``: option values (a mapping) to build the backend with; default: defaults.
+  Override ``make_backend(self)`` instead for full control.
+- ``extra_plugins``: ``(name, plugin)`` pairs registered in-process, for a backend that is
+  not installed yet (they go to :func:`xbench.registry.load_registry`).
+- ``uses_queries = True``: False for a backend that ignores q and k (a control such as
+  ``uniform``); q and k then need no gradient.
+- ``padding_equals_truncation = True``: False for a backend whose layout depends on Nk
+  (e.g. block-sparse windows): padding a batch may then legitimately change which keys a
+  query sees, so "padded output == output on the truncated keys" is not required. Padded
+  keys must still have no influence; that test always runs. Opting out is recorded as a
+  skip that names this attribute.
+- ``weights_normalised = True``: False when ``attention_weights`` rows need not sum to 1
+  (e.g. sigmoid attention). They must still be 0 on padded keys.
+- ``tolerances``: ``{dtype: (rtol, atol)}`` used when comparing outputs.
+
+How a backend is checked against its definition: an exact backend (``BackendSpec.exact``)
+must match the kit's float64 masked softmax; an approximation must match
+``attention_weights(q, k, v, mask) @ v`` computed in float64 by a float64 copy of itself.
+Override ``expected_output`` when a backend's definition is not of that form.
+
+Every case runs in float32 and bfloat16 on CPU; when CUDA is available the device-dependent
+cases are also generated for CUDA in float32, bfloat16 and float16 (they do not exist, and
+so are neither run nor skipped, on a machine without CUDA). When ``supports()`` gives a
+reason for a case's input, the backend has declared that input out of scope: the case is
+skipped with that reason and forward is not called. Nothing else is skipped.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import torch
+from torch import Tensor
+
+from xbench.backend import AttentionBackend, BackendSpec, default_scale
+from xbench.options import build_options
+from xbench.registry import Registry, get_registry, load_registry
+
+__all__ = [
+    "DEFAULT_TOLERANCES",
+    "BackendConformance",
+    "Case",
+    "Shape",
+    "lengths_mask",
+    "make_inputs",
+    "reference_attention",
+    "reference_weights",
+]
+
+# (rtol, atol) against a float64 result computed from the same (rounded) inputs.
+DEFAULT_TOLERANCES: Mapping[torch.dtype, tuple[float, float]] = {
+    torch.float64: (1e-9, 1e-9),
+    torch.float32: (1e-5, 1e-5),
+    torch.float16: (5e-3, 5e-3),
+    torch.bfloat16: (3e-2, 3e-2),
+}
+LARGE = 30.0  # input magnitude of the overflow case: scores of order LARGE² · sqrt(D)
+
+
+@dataclass(frozen=True)
+class Case:
+    """Where and in which precision a test runs."""
+
+    device: str
+    dtype: torch.dtype
+
+    @property
+    def id(self) -> str:
+        return f"{self.device}-{str(self.dtype).removeprefix('torch.')}"
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One input geometry: q (B, H, Nq, D), k (B, H, Nk, D), v (B, H, Nk, Dv)."""
+
+    nq: int
+    nk: int
+    d: int
+    dv: int
+    batch: int = 3
+    heads: int = 2
+
+    @property
+    def id(self) -> str:
+        return f"Nq{self.nq}-Nk{self.nk}-D{self.d}-Dv{self.dv}"
+
+
+def _cases() -> list[Case]:
+    """float32 and bfloat16 on CPU; with CUDA, float32, bfloat16 and float16 there too."""
+    cases = [Case("cpu", torch.float32), Case("cpu", torch.bfloat16)]
+    if torch.cuda.is_available():
+        cases += [Case("cuda", t) for t in (torch.float32, torch.bfloat16, torch.float16)]
+    return cases
+
+
+CASES = [pytest.param(c, id=c.id) for c in _cases()]
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+# Nq != Nk both ways, Nq = 1, head dims 32/64/80/128, Dv != D both ways, Nq == Nk.
+SHAPES = [
+    pytest.param(s, id=s.id)
+    for s in (
+        Shape(nq=5, nk=9, d=32, dv=32),
+        Shape(nq=1, nk=7, d=64, dv=64),
+        Shape(nq=6, nk=6, d=80, dv=48),
+        Shape(nq=4, nk=11, d=128, dv=128),
+        Shape(nq=7, nk=3, d=32, dv=16),
+    )
+]
+BASE = Shape(nq=5, nk=8, d=32, dv=32)
+# Inputs a backend may well refuse, but must answer about without raising.
+ODD_INPUTS = {
+    "Dv!=D": (Shape(nq=4, nk=6, d=32, dv=24), torch.float32, "partial"),
+    "Nq=1": (Shape(nq=1, nk=6, d=32, dv=32), torch.float32, "partial"),
+    "Nk=1": (Shape(nq=4, nk=1, d=32, dv=32), torch.float32, "none"),
+    "D=8": (Shape(nq=4, nk=6, d=8, dv=8), torch.float32, "partial"),
+    "D=96-Dv=40": (Shape(nq=3, nk=5, d=96, dv=40), torch.float32, "partial"),
+    "bfloat16": (BASE, torch.bfloat16, "partial"),
+    "float16": (BASE, torch.float16, "partial"),
+    "float64": (BASE, torch.float64, "partial"),
+    "no-mask": (BASE, torch.float32, "none"),
+    "all-padded": (BASE, torch.float32, "empty"),
+}
+
+
+def reference_attention(
+    q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Tensor | None, scale: float | None = None
+) -> Tensor:
+    """Masked softmax attention in float64, written independently of any backend."""
+    return reference_weights(q, k, key_padding_mask, scale) @ v.double()
+
+
+def reference_weights(
+    q: Tensor, k: Tensor, key_padding_mask: Tensor | None, scale: float | None = None
+) -> Tensor:
+    """float64 softmax over real keys; 0 on padded keys and on rows with no real key."""
+    q64, k64 = q.double(), k.double()
+    scores = q64 @ k64.transpose(-2, -1) * default_scale(q, scale)
+    if key_padding_mask is None:
+        return torch.softmax(scores, dim=-1)
+    real = key_padding_mask[:, None, None, :]
+    scores = scores.masked_fill(~real, float("-inf"))
+    has_key = real.any(dim=-1, keepdim=True)
+    weights = torch.softmax(scores.masked_fill(~has_key, 0.0), dim=-1)
+    return torch.where(real & has_key, weights, torch.zeros_like(weights))
+
+
+def make_inputs(
+    shape: Shape, case: Case, seed: int = 0, magnitude: float = 1.0
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Deterministic q, k, v (drawn in float32 on CPU, then cast and moved)."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def randn(*size: int) -> Tensor:
+        drawn = torch.randn(*size, generator=generator) * magnitude
+        return drawn.to(device=case.device, dtype=case.dtype)
+
+    b, h = shape.batch, shape.heads
+    return (
+        randn(b, h, shape.nq, shape.d),
+        randn(b, h, shape.nk, shape.d),
+        randn(b, h, shape.nk, shape.dv),
+    )
+
+
+def lengths_mask(lengths: Sequence[int], nk: int, device: str = "cpu") -> Tensor:
+    """(B, Nk) mask whose item b has its first ``lengths[b]`` keys real."""
+    return torch.arange(nk, device=device)[None, :] < torch.tensor(lengths, device=device)[:, None]
+
+
+def partial_lengths(shape: Shape) -> list[int]:
+    """Item 0 unpadded, item 1 half padded, the rest with one real key."""
+    return [shape.nk, (shape.nk + 1) // 2] + [1] * (shape.batch - 2)
+
+
+def empty_lengths(shape: Shape) -> list[int]:
+    """Like :func:`partial_lengths`, but item 1 has no real key at all."""
+    return [shape.nk, 0] + [max(1, shape.nk // 2)] * (shape.batch - 2)
+
+
+@functools.cache
+def _registry(extra_plugins: tuple[tuple[str, Any], ...]) -> Registry:
+    return load_registry(extra_plugins=extra_plugins) if extra_plugins else get_registry()
+
+
+class BackendConformance:
+    """Subclass as ``Test<Something>`` and set ``backend_name``; see the module docstring.
+
+    The name has no ``Test`` prefix so that pytest collects only the subclasses.
+    """
+
+    backend_name: str
+    options: Mapping[str, Any] | None = None
+    extra_plugins: Sequence[tuple[str, Any]] = ()
+    uses_queries: bool = True
+    padding_equals_truncation: bool = True
+    weights_normalised: bool = True
+    tolerances: Mapping[torch.dtype, tuple[float, float]] = DEFAULT_TOLERANCES
+
+    # -- how the backend under test is built and judged (override to customise) -------------
+
+    def backend_spec(self) -> BackendSpec:
+        """The registered spec: its ``exact`` flag decides what the output is compared with."""
+        name = getattr(self, "backend_name", None)
+        if not name:
+            raise TypeError(f"{type(self).__name__} must set the class attribute backend_name")
+        return _registry(tuple(self.extra_plugins)).backend(name)
+
+    def make_backend(self) -> AttentionBackend:
+        """Built as ``xbench run`` builds it: the options validated, then ``spec.build``."""
+        spec = self.backend_spec()
+        return spec.build(build_options(spec.options, self.options, "backend"))
+
+    def expected_output(
+        self,
+        backend: AttentionBackend,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        mask: Tensor | None,
+        scale: float | None = None,
+    ) -> Tensor:
+        """What forward should return, in float64: the definition the backend claims."""
+        if self.backend_spec().exact:
+            return reference_attention(q, k, v, mask, scale)
+        dense = copy.deepcopy(backend).to(torch.float64)
+        q64, k64, v64 = q.double(), k.double(), v.double()
+        with torch.no_grad():
+            weights = dense.attention_weights(q64, k64, v64, mask, **_scale_kwarg(scale))
+        return weights @ v64
+
+    @pytest.fixture
+    def backend(self) -> AttentionBackend:
+        """A fresh backend per test, in eval mode (a kernel with dropout must be repeatable)."""
+        return self.make_backend().eval()
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def tolerance(self, dtype: torch.dtype) -> dict[str, float]:
+        rtol, atol = self.tolerances[dtype]
+        return {"rtol": rtol, "atol": atol}
+
+    def on(self, backend: AttentionBackend, case: Case) -> AttentionBackend:
+        """The backend moved to the case's device and precision (like a model cast to it)."""
+        return backend.to(device=case.device, dtype=case.dtype)
+
+    def require_support(
+        self, backend: AttentionBackend, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None
+    ) -> None:
+        """Skip the case, with the backend's own reason, when it declares the input unsupported."""
+        reason = backend.supports(q, k, v, mask)
+        _check_reason(reason)
+        if reason is not None:
+            pytest.skip(f"{self.backend_name} declares this input unsupported: {reason}")
+
+    def checked_forward(
+        self,
+        backend: AttentionBackend,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        mask: Tensor | None,
+        scale: float | None = None,
+    ) -> Tensor:
+        self.require_support(backend, q, k, v, mask)
+        return backend(q, k, v, key_padding_mask=mask, **_scale_kwarg(scale))
+
+    # -- the contract -------------------------------------------------------------------------
+
+    def test_supports_a_plain_float32_input(self, backend):
+        """Without this a backend refusing every input would pass the kit by skipping it all."""
+        reasons = {}
+        for device in DEVICES:
+            case = Case(device, torch.float32)
+            q, k, v = make_inputs(BASE, case)
+            mask = lengths_mask(partial_lengths(BASE), BASE.nk, device)
+            reasons[device] = self.on(backend, case).supports(q, k, v, mask)
+            _check_reason(reasons[device])
+        assert None in reasons.values(), f"no float32 input is supported anywhere: {reasons}"
+
+    @pytest.mark.parametrize("shape", SHAPES)
+    @pytest.mark.parametrize("case", CASES)
+    def test_output_shape_and_dtype(self, backend, case, shape):
+        q, k, v = make_inputs(shape, case)
+        mask = lengths_mask(partial_lengths(shape), shape.nk, case.device)
+
+        out = self.checked_forward(self.on(backend, case), q, k, v, mask)
+
+        assert out.shape == (shape.batch, shape.heads, shape.nq, shape.dv)
+        assert out.dtype == case.dtype
+        assert out.device.type == case.device
+
+    @pytest.mark.parametrize("masked", [True, False], ids=["padded", "no-mask"])
+    @pytest.mark.parametrize("shape", SHAPES)
+    @pytest.mark.parametrize("case", CASES)
+    def test_matches_its_definition(self, backend, case, shape, masked):
+        q, k, v = make_inputs(shape, case, seed=shape.d)
+        mask = lengths_mask(partial_lengths(shape), shape.nk, case.device) if masked else None
+        backend = self.on(backend, case)
+
+        out = self.checked_forward(backend, q, k, v, mask)
+
+        expected = self.expected_output(backend, q, k, v, mask)
+        torch.testing.assert_close(out.double(), expected, **self.tolerance(case.dtype))
+
+    @pytest.mark.parametrize("case", CASES)
+    def test_honours_an_explicit_scale(self, backend, case):
+        q, k, v = make_inputs(BASE, case, seed=1)
+        mask = lengths_mask(partial_lengths(BASE), BASE.nk, case.device)
+        backend = self.on(backend, case)
+
+        out = self.checked_forward(backend, q, k, v, mask, scale=0.3)
+
+        expected = self.expected_output(backend, q, k, v, mask, scale=0.3)
+        torch.testing.assert_close(out.double(), expected, **self.tolerance(case.dtype))
+
+    @pytest.mark.parametrize("case", CASES)
+    def test_padded_keys_have_no_influence(self, backend, case):
+        q, k, v = make_inputs(BASE, case, seed=2)
+        mask = lengths_mask(partial_lengths(BASE), BASE.nk, case.device)
+        backend = self.on(backend, case)
+        out = self.checked_forward(backend, q, k, v, mask)
+
+        _, other_k, other_v = make_inputs(BASE, case, seed=3, magnitude=10.0)
+        padded = ~mask[:, None, :, None]
+        out_other = backend(
+            q, torch.where(padded, other_k, k), torch.where(padded, other_v, v), mask
+        )
+
+        torch.testing.assert_close(out_other, out, **self.tolerance(case.dtype))
+
+    @pytest.mark.parametrize("case", CASES)
+    def test_padding_equals_truncation(self, backend, case):
+        if not self.padding_equals_truncation:
+            pytest.skip("opted out: padding_equals_truncation = False (layout depends on Nk)")
+        shape = Shape(nq=5, nk=10, d=32, dv=24)
+        q, k, v = make_inputs(shape, case, seed=4)
+        lengths = [10, 6, 3]
+        backend = self.on(backend, case)
+        out = self.checked_forward(backend, q, k, v, lengths_mask(lengths, shape.nk, case.device))
+
+        for b, n in enumerate(lengths):
+            alone = backend(q[b : b + 1], k[b : b + 1, :, :n], v[b : b + 1, :, :n])
+            torch.testing.assert_close(
+                out[b : b + 1], alone, **self.tolerance(case.dtype), msg=lambda m, b=b: f"{b}: {m}"
+            )
+
+    @pytest.mark.parametrize("case", CASES)
+    def test_fully_padded_item_gives_zeros_and_finite_gradients(self, backend, case):
+        q, k, v = make_inputs(BASE, case, seed=5)
+        q, k, v = (t.requires_grad_() for t in (q, k, v))
+        mask = lengths_mask(empty_lengths(BASE), BASE.nk, case.device)
+        backend = self.on(backend, case)
+
+        out = self.checked_forward(backend, q, k, v, mask)
+        out.backward(_like(out, seed=6))
+
+        assert torch.isfinite(out).all(), "forward gave NaN or Inf"
+        assert torch.equal(out[1], torch.zeros_like(out[1])), "an item with no real key must be 0"
+        for name, t in (("q", q), ("k", k), ("v", v)):
+            if t.grad is None:
+                continue
+            assert torch.isfinite(t.grad).all(), f"{name}.grad has NaN or Inf"
+            assert torch.equal(t.grad[1], torch.zeros_like(t.grad[1])), f"{name}.grad of item 1"
+
+    @pytest.mark.parametrize("case", CASES)
+    def test_large_inputs_stay_finite(self, backend, case):
+        q, k, v = make_inputs(BASE, case, seed=7, magnitude=LARGE)
+        q, k, v = (t.requires_grad_() for t in (q, k, v))
+        mask = lengths_mask(empty_lengths(BASE), BASE.nk, case.device)
+        backend = self.on(backend, case)
+
+        out = self.checked_forward(backend, q, k, v, mask)
+        out.backward(_like(out, seed=8))
+
+        assert torch.isfinite(out).all(), f"forward overflowed for inputs of size {LARGE}"
+        for name, t in (("q", q), ("k", k), ("v", v)):
+            assert t.grad is None or torch.isfinite(t.grad).all(), f"{name}.grad overflowed"
+
+    @pytest.mark.parametrize("case", CASES)
+    def test_gradients_reach_q_k_v_but_not_padded_keys(self, backend, case):
+        q, k, v = make_inputs(BASE, case, seed=9)
+        q, k, v = (t.requires_grad_() for t in (q, k, v))
+        mask = lengths_mask(partial_lengths(BASE), BASE.nk, case.device)
+        backend = self.on(backend, case)
+
+        out = self.checked_forward(backend, q, k, v, mask)
+        out.backward(_like(out, seed=10))
+
+        must_flow = ("q", "k", "v") if self.uses_queries else ("v",)
+        for name, t in (("q", q), ("k", k), ("v", v)):
+            if name in must_flow:
+                assert t.grad is not None, f"no gradient reaches {name}"
+                assert t.grad.abs().sum() > 0, f"the gradient of {name} is all zeros"
+            if t.grad is not None:
+                assert torch.isfinite(t.grad).all(), f"{name}.grad has NaN or Inf"
+        padded = ~mask[:, None, :, None]
+        for name, t in (("k", k), ("v", v)):
+            if t.grad is not None:
+                leaked = t.grad.masked_select(padded.expand_as(t.grad))
+                assert torch.equal(leaked, torch.zeros_like(leaked)), f"padded {name} got gradient"
+
+    @pytest.mark.parametrize("case", CASES)
+    def test_batch_items_are_independent(self, backend, case):
+        q, k, v = make_inputs(BASE, case, seed=11)
+        backend = self.on(backend, case)
+        out = self.checked_forward(backend, q, k, v, lengths_mask([8, 5, 2], BASE.nk, case.device))
+
+        others = torch.tensor([True, False, True], device=case.device)[:, None, None, None]
+        q2, k2, v2 = _swap(others, (q, k, v), make_inputs(BASE, case, seed=12, magnitude=3.0))
+        out2 = backend(q2, k2, v2, lengths_mask([3, 5, 8], BASE.nk, case.device))
+
+        torch.testing.assert_close(out2[1], out[1], **self.tolerance(case.dtype))
+
+    @pytest.mark.parametrize("case", CASES)
+    def test_heads_are_independent(self, backend, case):
+        shape = Shape(nq=5, nk=8, d=32, dv=32, heads=3)
+        q, k, v = make_inputs(shape, case, seed=13)
+        mask = lengths_mask(partial_lengths(shape), shape.nk, case.device)
+        backend = self.on(backend, case)
+        out = self.checked_forward(backend, q, k, v, mask)
+
+        others = torch.tensor([True, False, True], device=case.device)[None, :, None, None]
+        q2, k2, v2 = _swap(others, (q, k, v), make_inputs(shape, case, seed=14, magnitude=3.0))
+        out2 = backend(q2, k2, v2, mask)
+
+        torch.testing.assert_close(out2[:, 1], out[:, 1], **self.tolerance(case.dtype))
+
+    @pytest.mark.parametrize("case", CASES)
+    def test_attention_weights_follow_the_mask(self, backend, case):
+        shape = Shape(nq=4, nk=7, d=32, dv=16)
+        q, k, v = make_inputs(shape, case, seed=15)
+        mask = lengths_mask(empty_lengths(shape), shape.nk, case.device)
+        backend = self.on(backend, case)
+        self.require_support(backend, q, k, v, mask)
+
+        with torch.no_grad():
+            weights = backend.attention_weights(q, k, v, mask)
+
+        assert weights.shape == (shape.batch, shape.heads, shape.nq, shape.nk)
+        assert torch.isfinite(weights).all()
+        on_padded = weights.masked_select(~mask[:, None, None, :])
+        assert torch.equal(on_padded, torch.zeros_like(on_padded)), "padded keys got weight"
+        if self.weights_normalised:
+            sums = weights.double().sum(-1)
+            expected = mask.any(-1).double()[:, None, None].expand_as(sums)
+            torch.testing.assert_close(sums, expected, **self.tolerance(case.dtype))
+        if self.backend_spec().exact:
+            expected = reference_weights(q, k, mask)
+            torch.testing.assert_close(weights.double(), expected, **self.tolerance(case.dtype))
+
+    @pytest.mark.parametrize("device", DEVICES)
+    @pytest.mark.parametrize("odd", list(ODD_INPUTS))
+    def test_supports_answers_odd_inputs_and_means_it(self, backend, odd, device):
+        """``supports()`` never raises; when it says None, forward really runs."""
+        shape, dtype, padding = ODD_INPUTS[odd]
+        case = Case(device, dtype)
+        q, k, v = make_inputs(shape, case)
+        lengths = {"partial": partial_lengths(shape), "empty": [0] * shape.batch}.get(padding)
+        mask = None if lengths is None else lengths_mask(lengths, shape.nk, device)
+        backend = self.on(backend, case)
+
+        reason = backend.supports(q, k, v, mask)
+
+        _check_reason(reason)
+        if reason is None:
+            out = backend(q, k, v, key_padding_mask=mask)
+            assert out.shape == (shape.batch, shape.heads, shape.nq, shape.dv)
+            assert torch.isfinite(out).all()
+
+    def test_describe_is_a_json_serialisable_dict(self, backend):
+        """``describe()`` lands in the run record, before and after a forward."""
+        before = backend.describe()
+        case = Case(DEVICES[0], torch.float32)
+        q, k, v = make_inputs(BASE, case)
+        mask = lengths_mask(partial_lengths(BASE), BASE.nk, case.device)
+        backend = self.on(backend, case)
+        if backend.supports(q, k, v, mask) is None:
+            backend(q, k, v, key_padding_mask=mask)
+        after = backend.describe()
+
+        for described in (before, after):
+            assert isinstance(described, dict)
+            json.dumps(described, allow_nan=False)
+
+
+def _check_reason(reason: object) -> None:
+    assert reason is None or (isinstance(reason, str) and reason.strip()), (
+        f"supports() must return None or a non-empty reason, got {reason!r}"
+    )
+
+
+def _scale_kwarg(scale: float | None) -> dict[str, float]:
+    """Pass ``scale`` only when set, so a backend relying on its default is called as usual."""
+    return {} if scale is None else {"scale": scale}
+
+
+def _swap(where: Tensor, old: Sequence[Tensor], new: Sequence[Tensor]) -> list[Tensor]:
+    """Each tensor of ``new`` where ``where`` holds, of ``old`` elsewhere."""
+    return [torch.where(where, n, o) for o, n in zip(old, new, strict=True)]
+
+
+def _like(t: Tensor, seed: int) -> Tensor:
+    """A deterministic random tensor shaped like ``t``: the upstream gradient."""
+    return torch.randn(t.shape, generator=torch.Generator().manual_seed(seed)).to(t)
