@@ -22,8 +22,8 @@ What a subclass may set (class attributes, all optional except ``backend_name``)
 - ``padding_equals_truncation = True``: False for a backend whose layout depends on Nk
   (e.g. block-sparse windows): padding a batch may then legitimately change which keys a
   query sees, so "padded output == output on the truncated keys" is not required. Padded
-  keys must still have no influence; that test always runs. Opting out is recorded as a
-  skip that names this attribute.
+  keys must still have no influence; that test always runs. Opting out removes the test
+  from the subclass (nothing is collected, so nothing is skipped).
 - ``weights_normalised = True``: False when ``attention_weights`` rows need not sum to 1
   (e.g. sigmoid attention). They must still be 0 on padded keys.
 - ``tolerances``: ``{dtype: (rtol, atol)}`` used when comparing outputs.
@@ -217,6 +217,11 @@ class BackendConformance:
     weights_normalised: bool = True
     tolerances: Mapping[torch.dtype, tuple[float, float]] = DEFAULT_TOLERANCES
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.padding_equals_truncation:
+            cls.test_padding_equals_truncation = None  # not collected: no silent skip
+
     # -- how the backend under test is built and judged (override to customise) -------------
 
     def backend_spec(self) -> BackendSpec:
@@ -351,8 +356,6 @@ class BackendConformance:
 
     @pytest.mark.parametrize("case", CASES)
     def test_padding_equals_truncation(self, backend, case):
-        if not self.padding_equals_truncation:
-            pytest.skip("opted out: padding_equals_truncation = False (layout depends on Nk)")
         shape = Shape(nq=5, nk=10, d=32, dv=24)
         q, k, v = make_inputs(shape, case, seed=4)
         lengths = [10, 6, 3]
