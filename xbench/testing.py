@@ -368,15 +368,19 @@ class BackendConformance:
                 out[b : b + 1], alone, **self.tolerance(case.dtype), msg=lambda m, b=b: f"{b}: {m}"
             )
 
+    def forward_backward(self, backend, case, lengths, seed: int, magnitude: float = 1.0):
+        """Forward on BASE inputs with these key lengths, then backward a random gradient
+        (drawn with ``seed + 1``); returns the output and the (q, k, v) leaves."""
+        q, k, v = make_inputs(BASE, case, seed=seed, magnitude=magnitude)
+        q, k, v = (t.requires_grad_() for t in (q, k, v))
+        mask = lengths_mask(lengths, BASE.nk, case.device)
+        out = self.checked_forward(self.on(backend, case), q, k, v, mask)
+        out.backward(_like(out, seed=seed + 1))
+        return out, (q, k, v)
+
     @pytest.mark.parametrize("case", CASES)
     def test_fully_padded_item_gives_zeros_and_finite_gradients(self, backend, case):
-        q, k, v = make_inputs(BASE, case, seed=5)
-        q, k, v = (t.requires_grad_() for t in (q, k, v))
-        mask = lengths_mask(empty_lengths(BASE), BASE.nk, case.device)
-        backend = self.on(backend, case)
-
-        out = self.checked_forward(backend, q, k, v, mask)
-        out.backward(_like(out, seed=6))
+        out, (q, k, v) = self.forward_backward(backend, case, empty_lengths(BASE), seed=5)
 
         assert torch.isfinite(out).all(), "forward gave NaN or Inf"
         assert torch.equal(out[1], torch.zeros_like(out[1])), "an item with no real key must be 0"
@@ -388,13 +392,9 @@ class BackendConformance:
 
     @pytest.mark.parametrize("case", CASES)
     def test_large_inputs_stay_finite(self, backend, case):
-        q, k, v = make_inputs(BASE, case, seed=7, magnitude=LARGE)
-        q, k, v = (t.requires_grad_() for t in (q, k, v))
-        mask = lengths_mask(empty_lengths(BASE), BASE.nk, case.device)
-        backend = self.on(backend, case)
-
-        out = self.checked_forward(backend, q, k, v, mask)
-        out.backward(_like(out, seed=8))
+        out, (q, k, v) = self.forward_backward(
+            backend, case, empty_lengths(BASE), seed=7, magnitude=LARGE
+        )
 
         assert torch.isfinite(out).all(), f"forward overflowed for inputs of size {LARGE}"
         for name, t in (("q", q), ("k", k), ("v", v)):
@@ -402,13 +402,8 @@ class BackendConformance:
 
     @pytest.mark.parametrize("case", CASES)
     def test_gradients_reach_q_k_v_but_not_padded_keys(self, backend, case):
-        q, k, v = make_inputs(BASE, case, seed=9)
-        q, k, v = (t.requires_grad_() for t in (q, k, v))
-        mask = lengths_mask(partial_lengths(BASE), BASE.nk, case.device)
-        backend = self.on(backend, case)
-
-        out = self.checked_forward(backend, q, k, v, mask)
-        out.backward(_like(out, seed=10))
+        lengths = partial_lengths(BASE)
+        out, (q, k, v) = self.forward_backward(backend, case, lengths, seed=9)
 
         must_flow = ("q", "k", "v") if self.uses_queries else ("v",)
         for name, t in (("q", q), ("k", k), ("v", v)):
@@ -417,7 +412,7 @@ class BackendConformance:
                 assert t.grad.abs().sum() > 0, f"the gradient of {name} is all zeros"
             if t.grad is not None:
                 assert torch.isfinite(t.grad).all(), f"{name}.grad has NaN or Inf"
-        padded = ~mask[:, None, :, None]
+        padded = ~lengths_mask(lengths, BASE.nk, case.device)[:, None, :, None]
         for name, t in (("k", k), ("v", v)):
             if t.grad is not None:
                 leaked = t.grad.masked_select(padded.expand_as(t.grad))
