@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_info
 
 from xbench.model import EncoderDecoder
 from xbench.options import option
@@ -35,6 +37,16 @@ def warmup_cosine(step: int, warmup: int, total: int) -> float:
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+SAMPLES = 5  # outputs kept per evaluation for people to read
+
+
+def _samples(predictions: list[str], references: list[list[str]]) -> list[dict[str, str]]:
+    return [
+        {"prediction": p, "reference": r[0]}
+        for p, r in zip(predictions[:SAMPLES], references[:SAMPLES], strict=True)
+    ]
+
+
 class Seq2SeqModule(L.LightningModule):
     """Teacher-forced cross-entropy training; greedy decoding scored by the task's metrics."""
 
@@ -51,6 +63,7 @@ class Seq2SeqModule(L.LightningModule):
         self.inference_tokens = 0
         self.test_scores: dict[str, float] = {}
         self.samples: list[dict[str, str]] = []
+        self.val_samples: list[dict[str, str]] = []
 
     def _loss(self, batch) -> torch.Tensor:
         target = batch["target"]
@@ -85,11 +98,26 @@ class Seq2SeqModule(L.LightningModule):
         self.log("val/loss", self._loss(batch), prog_bar=True, batch_size=size, sync_dist=True)
         predictions, _ = self._generate(batch)
         self.val_metrics.update(predictions, batch["references"])
+        if batch_idx == 0:
+            self.val_samples = _samples(predictions, batch["references"])
 
     def on_validation_epoch_end(self):
         scores = {f"val/{k}": float(v) for k, v in self.val_metrics.compute().items()}
         self.log_dict(scores, prog_bar=True, sync_dist=True)
         self.val_metrics.reset()
+        self._log_samples()
+
+    def _log_samples(self) -> None:
+        """Show a few validation outputs next to their references (console and wandb)."""
+        if not self.val_samples or self.trainer.sanity_checking:
+            return
+        lines = [f"step {self.global_step}: validation samples"]
+        for sample in self.val_samples:
+            lines += [f"  output: {sample['prediction']!r}", f"  ref:    {sample['reference']!r}"]
+        rank_zero_info("\n".join(lines))
+        if isinstance(self.logger, WandbLogger):
+            rows = [[self.global_step, s["prediction"], s["reference"]] for s in self.val_samples]
+            self.logger.log_text("val/samples", columns=["step", "output", "reference"], data=rows)
 
     def test_step(self, batch, batch_idx):
         if self.device.type == "cuda":
@@ -102,11 +130,9 @@ class Seq2SeqModule(L.LightningModule):
         pad, eos = self.task.tokenizer.pad_id, self.task.tokenizer.eos_id
         self.inference_tokens += int(((ids != pad) | (ids == eos)).sum())
         self.test_metrics.update(predictions, batch["references"])
-        if len(self.samples) < 5:
-            self.samples += [
-                {"prediction": p, "reference": r[0]}
-                for p, r in zip(predictions, batch["references"], strict=True)
-            ][:5]
+        if len(self.samples) < SAMPLES:
+            missing = SAMPLES - len(self.samples)
+            self.samples += _samples(predictions, batch["references"])[:missing]
 
     def on_test_epoch_end(self):
         self.test_scores = {k: float(v) for k, v in self.test_metrics.compute().items()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import resource
+import shutil
 import traceback
 import uuid
 import warnings
@@ -129,6 +130,7 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
         target_length=task.target_length,
         primary_metric=task.primary_metric,
         higher_is_better=task.higher_is_better,
+        artifacts=_copy_artifacts(task.artifacts, run_dir),
     )
     trainer_cfg = dict(config["trainer"])
     reason = _unsupported(backend, plan.model, task, trainer_cfg)
@@ -185,6 +187,17 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
     }
     result.backend["describe"] = backend.describe()
     return logger
+
+
+def _copy_artifacts(artifacts: dict[str, Path], run_dir: Path) -> dict[str, str]:
+    """Copy the task's files into the run directory; returns their paths there."""
+    copied = {}
+    for name, source in artifacts.items():
+        target = run_dir / "artifacts" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        copied[name] = str(target)
+    return copied
 
 
 def _unsupported(backend, model: ModelConfig, task, trainer_cfg: dict) -> str | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import lightning as L
@@ -55,6 +56,8 @@ class Task:
     strings and lists of reference strings. ``source_length`` and ``target_length`` are the
     encoder and decoder lengths the task produces (cross-attention Nk and Nq, prompt
     included); ``max_new_tokens`` caps greedy decoding (default: ``target_length``).
+    ``artifacts`` names files the task made that a run needs to be reproduced (e.g. a
+    trained subword model); the runner copies them into ``<run dir>/artifacts/``.
     """
 
     datamodule: L.LightningDataModule
@@ -67,6 +70,7 @@ class Task:
     target_length: int
     max_new_tokens: int | None = None
     data_info: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, Path] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
