@@ -7,15 +7,19 @@ softmax over the real keys of the kept blocks; a query with no such key returns 
 
 Two implementations compute the same thing:
 
-- ``blocks`` (any device): gathers each query block's kept key blocks, a chunk of query
-  blocks at a time so that memory stays bounded, and never builds the Nq×Nk matrix.
+- ``blocks`` (any device): fused ``scaled_dot_product_attention`` calls on just the kept
+  keys: views of k and v when a query block's kept blocks are contiguous (every ``local``
+  row; evenly stepping rows share one call on strided views), gathered keys otherwise.
+  Memory stays bounded by the output plus one group's keys; no Nq×Nk matrix is built.
 - ``flex_attention`` (CUDA): ``torch.compile``-d FlexAttention with the layout as a cached
   ``BlockMask``. Should compilation or the kernel fail for an input, that input runs on
-  ``blocks`` and ``describe()`` says so.
+  ``blocks`` and ``describe()`` says so. For inference inputs both are timed once per
+  input signature and the faster one is kept (``describe()["route_ms"]``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 import warnings
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 import xbench
@@ -31,8 +36,8 @@ from xbench.backend import AttentionBackend, BackendSpec, default_scale
 from xbench.options import option
 from xbench_plugins.sparse_patterns import PATTERNS, block_count, block_layout, element_mask
 
-# Elements of one chunk's score tensor (B·H·chunk·bs·kept·bs): 4M floats = 16 MiB in fp32.
-CHUNK_ELEMENTS = 1 << 22
+# Timed calls per implementation when FlexAttention is raced against the blocks path.
+RACE_REPEATS = 5
 # FlexAttention's BlockMask tiles must be multiples of its kernel tiles; 128 always is.
 FLEX_TILE = 128
 # Each new shape is a new compiled graph; a long sweep must not hit dynamo's limit and
@@ -58,6 +63,9 @@ class SparseAttention(AttentionBackend):
 
     #: Device types on which FlexAttention is tried first (its kernels are Triton's).
     flex_devices: tuple[str, ...] = ("cuda",)
+    #: Device types on which a working FlexAttention is raced against ``blocks`` (inference
+    #: signatures only; training keeps FlexAttention, whose backward is fused too).
+    race_devices: tuple[str, ...] = ("cuda",)
 
     def __init__(self, options: SparseOptions) -> None:
         super().__init__()
@@ -65,10 +73,13 @@ class SparseAttention(AttentionBackend):
         self._layouts: dict[tuple, Tensor] = {}
         self._kept_fractions: dict[tuple[int, int], float] = {}
         self._block_masks: dict[tuple, Any] = {}
+        self._groups: dict[tuple, list[RowGroup]] = {}
         self._flex_routes: dict[tuple, str] = {}  # input signature -> implementation
         self.last_implementation: str | None = None
         self.last_kept_fraction: float | None = None
         self.compile_seconds = 0.0
+        self.tune_seconds = 0.0
+        self.route_timings_ms: dict[str, float] = {}
         self.flex_error: str | None = None
 
     def layout(self, nq: int, nk: int, device: torch.device | str = "cpu") -> Tensor:
@@ -109,9 +120,8 @@ class SparseAttention(AttentionBackend):
                 self.last_implementation = "flex_attention"
                 return out
         self.last_implementation = "blocks"
-        return block_sparse_attention(
-            q, k, v, layout, self.options.block_size, key_padding_mask, scale
-        )
+        groups = self._row_groups(layout, nq, nk, q.device)
+        return block_sparse_attention(q, k, v, groups, key_padding_mask, scale)
 
     def supports(self, q, k, v, key_padding_mask=None) -> str | None:
         try:
@@ -139,6 +149,9 @@ class SparseAttention(AttentionBackend):
             "kept_fraction": self.last_kept_fraction,
             "compile_seconds": round(self.compile_seconds, 4),
         }
+        if self.route_timings_ms:
+            info["route_ms"] = {k: round(v, 4) for k, v in self.route_timings_ms.items()}
+            info["tune_seconds"] = round(self.tune_seconds, 4)
         if self.flex_error:
             info["flex_error"] = self.flex_error
         return info
@@ -163,8 +176,42 @@ class SparseAttention(AttentionBackend):
             return None
         if route is None:  # first call of this signature: the time is the compilation's
             self.compile_seconds += time.perf_counter() - start
-            self._flex_routes[signature] = "flex_attention"
+            route = "flex_attention"
+            if not needs_grad and q.device.type in self.race_devices:
+                route = self._faster_route(q, k, v, layout, block_mask, key_padding_mask, scale)
+            self._flex_routes[signature] = route
+            if route == "blocks":
+                return None
         return out
+
+    def _faster_route(self, q, k, v, layout, block_mask, key_padding_mask, scale) -> str:
+        """Time FlexAttention against the ``blocks`` path (fused SDPA on views) once per input
+        signature and keep the faster: on banded layouts the dense kernels on views can win."""
+        from xbench.measure import time_call
+
+        groups = self._row_groups(layout, q.shape[2], k.shape[2], q.device)
+        attend = compiled_flex_attention()
+        calls = {
+            "flex_attention": lambda: flex_block_attention(
+                attend, q, k, v, block_mask, key_padding_mask, scale
+            ),
+            "blocks": lambda: block_sparse_attention(q, k, v, groups, key_padding_mask, scale),
+        }
+        start = time.perf_counter()
+        with torch.no_grad():
+            timings = {
+                name: time_call(call, q.device, warmup=1, repeats=RACE_REPEATS)["median"]
+                for name, call in calls.items()
+            }
+        self.tune_seconds += time.perf_counter() - start
+        self.route_timings_ms = timings
+        return min(timings, key=timings.get)
+
+    def _row_groups(self, layout: Tensor, nq: int, nk: int, device) -> list[RowGroup]:
+        key = (nq, nk, device)
+        if key not in self._groups:
+            self._groups[key] = row_groups(layout, self.options.block_size, nq, nk)
+        return self._groups[key]
 
     def _block_mask(self, layout: Tensor, nq: int, nk: int, device: torch.device) -> Any:
         key = (nq, nk, device)
@@ -173,57 +220,123 @@ class SparseAttention(AttentionBackend):
         return self._block_masks[key]
 
 
+@dataclass(frozen=True)
+class RowGroup:
+    """``count`` consecutive chunks of ``rows`` queries from ``start``. Chunk j reads the keys
+    ``key_start + j·step`` … ``+ width`` (views of k and v), or, for a lone chunk whose kept
+    blocks are not contiguous, the gathered key positions ``index``."""
+
+    start: int
+    rows: int
+    count: int = 1
+    key_start: int = 0
+    width: int = 0
+    step: int = 0
+    index: Tensor | None = None
+
+
+def row_groups(layout: Tensor, block_size: int, nq: int, nk: int) -> list[RowGroup]:
+    """The work list of the ``blocks`` path, built once per shape.
+
+    Query blocks that keep the same key blocks form one chunk; chunks of equal size whose
+    contiguous key ranges have equal widths and advance by a constant step (the body of
+    every ``local`` layout) form one run, computed in a single call on strided views.
+    """
+    chunks: list[RowGroup] = []
+    rows = layout.cpu().tolist()
+    for i, row in enumerate(rows):
+        stop = min((i + 1) * block_size, nq)
+        if chunks and row == rows[i - 1]:
+            last = chunks.pop()
+            chunks.append(dataclasses.replace(last, rows=stop - last.start))
+            continue
+        kept = [j for j, keep in enumerate(row) if keep]
+        start, first = i * block_size, kept[0] * block_size
+        if kept[-1] - kept[0] + 1 == len(kept):
+            width = min((kept[-1] + 1) * block_size, nk) - first
+            chunks.append(RowGroup(start, stop - start, key_start=first, width=width))
+        else:
+            index = torch.arange(block_size)[None, :] + torch.tensor(kept)[:, None] * block_size
+            index = index.flatten()
+            chunks.append(RowGroup(start, stop - start, index=index[index < nk].to(layout.device)))
+    groups: list[RowGroup] = []
+    for chunk in chunks:
+        if groups and _extends(groups[-1], chunk):
+            last = groups.pop()
+            step = chunk.key_start - last.key_start if last.count == 1 else last.step
+            chunk = dataclasses.replace(last, count=last.count + 1, step=step)
+        groups.append(chunk)
+    return groups
+
+
+def _extends(run: RowGroup, chunk: RowGroup) -> bool:
+    """Whether ``chunk`` continues ``run`` with the same sizes and the same key step."""
+    if run.index is not None or chunk.index is not None:
+        return False
+    step = chunk.key_start - (run.key_start + (run.count - 1) * run.step)
+    return (
+        chunk.rows == run.rows
+        and chunk.width == run.width
+        and step > 0
+        and (run.count == 1 or step == run.step)
+    )
+
+
 def block_sparse_attention(
     q: Tensor,
     k: Tensor,
     v: Tensor,
-    layout: Tensor,
-    block_size: int,
+    groups: list[RowGroup],
     key_padding_mask: Tensor | None,
     scale: float,
 ) -> Tensor:
-    """softmax over the kept key blocks, computed block by block (the ``blocks`` path).
+    """softmax over the kept key blocks, one fused SDPA call per row group (the ``blocks`` path).
 
-    Every query block gets the same number of key-block slots (the most any row keeps);
-    unused slots point at block 0 and are masked. Scores of a chunk of query blocks are
-    ``(B, H, chunk, bs, slots·bs)``, and the chunk is sized to keep that under
-    :data:`CHUNK_ELEMENTS`, so memory is bounded whatever Nq and Nk are.
+    Each call sees only its group's queries and kept keys, so time and memory grow with the
+    kept pairs and the Nq×Nk matrix never exists. Half-precision inputs accumulate in float32
+    inside the fused kernel.
     """
-    batch, heads, nq, dim = q.shape
-    nk, dim_v = k.shape[2], v.shape[-1]
-    n_qb, n_kb = layout.shape
-    bs = block_size
-    work = _compute_dtype(q.dtype)
+    real = None if key_padding_mask is None else key_padding_mask.to(torch.bool)
+    return torch.cat([_group_attention(q, k, v, g, real, scale) for g in groups], dim=2)
 
-    kept = layout.sum(dim=1)
-    slots = int(kept.max())
-    # Kept block indices first (ascending, thanks to the stable sort), then filler.
-    picks = layout.to(torch.int8).argsort(dim=1, descending=True, stable=True)[:, :slots]
-    slot_used = torch.arange(slots, device=layout.device)[None, :] < kept[:, None]
 
-    real = torch.ones(batch, nk, dtype=torch.bool, device=q.device)
-    if key_padding_mask is not None:
-        real = key_padding_mask.to(torch.bool)
-    real_blocks = _pad_length(real, n_kb * bs, dim=1).view(batch, n_kb, bs)
-    q_blocks = _pad_length(q, n_qb * bs, dim=2).view(batch, heads, n_qb, bs, dim)
-    k_blocks = _pad_length(k, n_kb * bs, dim=2).view(batch, heads, n_kb, bs, dim)
-    v_blocks = _pad_length(v, n_kb * bs, dim=2).view(batch, heads, n_kb, bs, dim_v)
-
-    per_block = batch * heads * bs * max(slots * bs, dim, dim_v)
-    chunk = max(1, CHUNK_ELEMENTS // per_block)
+def _group_attention(
+    q: Tensor, k: Tensor, v: Tensor, group: RowGroup, real: Tensor | None, scale: float
+) -> Tensor:
+    """(B, H, count·rows, Dv) outputs of one group."""
+    queries = q[:, :, group.start : group.start + group.count * group.rows]
+    if group.index is not None:
+        keys, values = k.index_select(2, group.index), v.index_select(2, group.index)
+        return _attend(queries, keys, values, None if real is None else real[:, group.index], scale)
+    if group.count == 1:
+        span = slice(group.key_start, group.key_start + group.width)
+        return _attend(queries, k[:, :, span], v[:, :, span], _part(real, span), scale)
+    # A run: per batch item, its chunks become the leading dimension of strided views.
+    span = slice(group.key_start, group.key_start + (group.count - 1) * group.step + group.width)
     outputs = []
-    for start in range(0, n_qb, chunk):
-        index = picks[start : start + chunk]  # (c, slots)
-        c, width = index.shape[0], slots * bs
-        keys = k_blocks[:, :, index].reshape(batch, heads, c, width, dim).to(work)
-        values = v_blocks[:, :, index].reshape(batch, heads, c, width, dim_v).to(work)
-        keep = real_blocks[:, index] & slot_used[start : start + c, :, None]
-        keep = keep.reshape(batch, 1, c, 1, width)
-        queries = q_blocks[:, :, start : start + c].to(work)
-        scores = torch.matmul(queries, keys.transpose(-2, -1)) * scale
-        outputs.append(torch.matmul(_masked_softmax(scores, keep), values))
-    out = torch.cat(outputs, dim=2).reshape(batch, heads, n_qb * bs, dim_v)
-    return out[:, :, :nq].to(q.dtype)
+    for b in range(q.shape[0]):
+        chunks = queries[b].unflatten(1, (group.count, group.rows)).transpose(0, 1)
+        keys = k[b, :, span].unfold(1, group.width, group.step).permute(1, 0, 3, 2)
+        values = v[b, :, span].unfold(1, group.width, group.step).permute(1, 0, 3, 2)
+        windows = None if real is None else real[b, span].unfold(0, group.width, group.step)
+        out = _attend(chunks, keys, values, windows, scale)  # (count, H, rows, Dv)
+        outputs.append(out.transpose(0, 1).flatten(1, 2))
+    return torch.stack(outputs)
+
+
+def _part(real: Tensor | None, span: slice) -> Tensor | None:
+    return None if real is None else real[:, span]
+
+
+def _attend(queries: Tensor, keys: Tensor, values: Tensor, real: Tensor | None, scale: float):
+    """Fused SDPA over (N, H, L, D); ``real`` (N, S) marks real keys. An item with none runs
+    unmasked and is zeroed after (a fully masked row would be NaN)."""
+    if real is None:
+        return F.scaled_dot_product_attention(queries, keys, values, scale=scale)
+    empty = ~real.any(dim=-1)
+    mask = (real | empty[:, None])[:, None, None, :]
+    out = F.scaled_dot_product_attention(queries, keys, values, attn_mask=mask, scale=scale)
+    return out.masked_fill(empty[:, None, None, None], 0.0)
 
 
 def layout_block_mask(layout: Tensor, block_size: int, nq: int, nk: int) -> Any:
@@ -294,16 +407,6 @@ def _masked_softmax(scores: Tensor, keep: Tensor) -> Tensor:
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """Scores and softmax run in float32 for half-precision inputs."""
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
-
-
-def _pad_length(x: Tensor, length: int, dim: int) -> Tensor:
-    """``x`` padded with zeros (False) along ``dim`` to ``length``."""
-    missing = length - x.shape[dim]
-    if missing == 0:
-        return x
-    shape = list(x.shape)
-    shape[dim] = missing
-    return torch.cat([x, x.new_zeros(shape)], dim=dim)
 
 
 def _input_problem(q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Tensor | None) -> str | None:

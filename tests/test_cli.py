@@ -88,7 +88,7 @@ def test_ddp_relaunch_keeps_the_subcommand(tmp_path):
         "trainer=debug",
         "logger=none",
         "trainer.devices=2",
-        "+trainer.strategy=ddp",
+        "trainer.strategy=ddp",
         *SMALL_QA,
     )
     assert done.returncode == 0, done.stderr[-3000:]

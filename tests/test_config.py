@@ -104,7 +104,7 @@ def test_unknown_backend_lists_the_installed_ones(registry, overrides):
 
 
 def test_unknown_task_suggests_a_close_name(registry):
-    with pytest.raises(UserError, match=r"unknown task 'qaa'.*installed tasks: qa.*'qa'"):
+    with pytest.raises(UserError, match=r"unknown task 'qaa'; installed tasks: .*\bqa\b.*'qa'"):
         check_plugin_choices(["task=qaa"], registry)
 
 

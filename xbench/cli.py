@@ -1,4 +1,4 @@
-"""The ``xbench`` command: ``run`` (Hydra) and ``plugins``.
+"""The ``xbench`` command: ``run`` (Hydra), ``plugins``, ``check-backend``, ``leaderboard``.
 
 Arguments that look like Hydra overrides (``key=value``) without a subcommand mean ``run``.
 ``sys.argv`` is restored before training so that Lightning's DDP launcher, which re-runs
@@ -14,21 +14,29 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from xbench.bench import bench_command
 from xbench.errors import UserError
 
 USAGE = """usage: xbench <command> [args]
 
 commands:
-  run [-m] [key=value ...]   train and evaluate backend × task (Hydra overrides; -m sweeps)
+  run [-m] [key=value ...]   train and evaluate backend × task (Hydra overrides; -m sweeps;
+                             seeds=N: N seeds per cell; resume=false: re-run finished cells)
   plugins [-v]               list installed backends and tasks (-v: with their options)
   check-backend NAME [setting=value ...] [pytest args]
                              run the conformance kit (xbench.testing) on one backend
+  bench [key=value ...]      time the cross-attention op alone over a grid of shapes
+                             (backend=a,b,... in one run; presets: bench=quick|scaling|...)
+  leaderboard [DIR ...] [--out DIR] [--wandb]
+                             tables and plots from the run records under DIRs
+                             (default: the output root)
 
 examples:
   xbench run backend=flash task=qa
-  xbench run -m backend=naive,flash,uniform task=qa
+  xbench run -m backend=naive,flash,uniform task=qa seeds=3
   xbench run --cfg job        show the composed config
   xbench check-backend uniform uses_queries=false -x
+  xbench bench backend=flash,sparse,linear,naive bench=scaling
 """
 
 _original_argv: list[str] = []
@@ -57,9 +65,16 @@ def run_command(args: list[str]) -> int:
     import hydra
     from hydra._internal.utils import get_args_parser
 
-    from xbench.config import CONFIG_NAME, CONFIG_PATH, check_plugin_choices, store_plugin_configs
+    from xbench.config import (
+        CONFIG_NAME,
+        CONFIG_PATH,
+        check_plugin_choices,
+        expand_seeds,
+        store_plugin_configs,
+    )
     from xbench.registry import get_registry
 
+    args = expand_seeds(args)
     registry = get_registry()
     parsed, _ = get_args_parser().parse_known_args(args)
     check_plugin_choices(parsed.overrides, registry)
@@ -85,15 +100,28 @@ def _hydra_job(cfg) -> None:
 
     from xbench.registry import get_registry
     from xbench.reporting import print_summary
+    from xbench.resume import finished_record, reuse, wants_resume
     from xbench.runner import execute, plan_run
+    from xbench.wandb_logging import sweep_group
 
     sys.argv = list(_original_argv) or sys.argv  # what Lightning's DDP launcher re-runs
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    if multirun and config.get("logger", {}).get("name") == "wandb":
+        config["logger"]["group"] = sweep_group(config["logger"], run_dir.parent)
     try:
         plan = plan_run(config, get_registry())
+        resume = wants_resume(config, multirun)
+        found = finished_record(plan, Path(config["output_root"])) if resume else None
+        if found:
+            reuse(found, run_dir)
+            print(
+                f"skipped {plan.backend.name} × {plan.task.name} seed={config.get('seed')}: "
+                f"finished as {found[0]} (resume=false runs it again)"
+            )
+            return
         result = execute(plan, run_dir)
     except UserError as error:
         report_error(error)
@@ -141,7 +169,20 @@ def check_backend(args: list[str]) -> int:
     return check_backend_command(args)
 
 
-COMMANDS = {"run": run_command, "plugins": plugins_command, "check-backend": check_backend}
+def leaderboard(args: list[str]) -> int:
+    """Tables and plots of the run records under some folders (see xbench.leaderboard_report)."""
+    from xbench.leaderboard_report import leaderboard_command
+
+    return leaderboard_command(args)
+
+
+COMMANDS = {
+    "run": run_command,
+    "plugins": plugins_command,
+    "check-backend": check_backend,
+    "leaderboard": leaderboard,
+    "bench": bench_command,
+}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -24,7 +24,8 @@ from torch.utils._pytree import tree_flatten
 
 from xbench.backend import AttentionBackend
 
-FLOPS_CONVENTION = "FlashAttention: forward = 4*B*H*Nq*Nk*D"
+FLOPS_CONVENTION = "FlashAttention: forward = 4*B*H*Nq*Nk*D, forward+backward = 3.5x forward"
+BACKWARD_FLOPS_FACTOR = 3.5  # forward + backward over forward, FlashAttention's convention
 
 
 class AllocationCounter(TorchDispatchMode):
@@ -116,9 +117,22 @@ def summarize(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "iqr": q3 - q1, "count": len(values)}
 
 
-def attention_flops(batch: int, heads: int, nq: int, nk: int, head_dim: int) -> int:
-    """Forward FLOPs of one attention call, FlashAttention convention."""
-    return 4 * batch * heads * nq * nk * head_dim
+def attention_flops(
+    batch: int, heads: int, nq: int, nk: int, head_dim: int, backward: bool = False
+) -> int:
+    """FLOPs of one attention call (forward, or forward+backward), FlashAttention convention."""
+    forward = 4 * batch * heads * nq * nk * head_dim
+    return int(forward * BACKWARD_FLOPS_FACTOR) if backward else forward
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """CUDA's typed OOM, or the CPU allocator's refusal (a plain RuntimeError)."""
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and (
+        "can't allocate memory" in text or "out of memory" in text
+    )
 
 
 def measure_cross_attention(

@@ -117,8 +117,11 @@ class CrossAttention(nn.Module):
         k, v = self.kv(memory).chunk(2, dim=-1)
         return _split_heads(k, self.heads), _split_heads(v, self.heads)
 
+    def queries(self, x: Tensor) -> Tensor:
+        return _split_heads(self.q(x), self.heads)
+
     def forward(self, x: Tensor, kv: tuple[Tensor, Tensor], key_padding_mask: Tensor) -> Tensor:
-        q = _split_heads(self.q(x), self.heads)
+        q = self.queries(x)
         return self.out(_merge_heads(self.backend(q, *kv, key_padding_mask=key_padding_mask)))
 
 
@@ -250,6 +253,29 @@ class EncoderDecoder(nn.Module):
     def forward(self, source, target_in: Tensor, prompt: Tensor | None = None) -> Tensor:
         memory_kv, mask = self.encode(source)
         return self.decode(target_in, memory_kv, mask, prompt)
+
+    def last_cross_attention_inputs(
+        self, source, target_in: Tensor, prompt: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``q, k, v, key_padding_mask`` that the last decoder layer's cross-attention gets
+        when ``target_in`` is teacher-forced; q covers ``target_in`` only (prompt dropped).
+
+        For attention maps: a hook reads them off one ordinary forward pass, so the model's
+        own code path is what is shown and training pays nothing for it.
+        """
+        captured: list[tuple[Tensor, ...]] = []
+
+        def capture(module: CrossAttention, args: tuple) -> None:
+            x, (k, v), mask = args
+            captured.append((module.queries(x), k, v, mask))
+
+        handle = self.decoder[-1].cross_attention.register_forward_pre_hook(capture)
+        try:
+            self(source, target_in, prompt)
+        finally:
+            handle.remove()
+        q, k, v, mask = captured[0]
+        return q[:, :, q.shape[2] - target_in.shape[1] :], k, v, mask
 
     @torch.no_grad()
     def generate(

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from xbench.results import RunResult
+
+if TYPE_CHECKING:
+    from xbench.leaderboard import TaskBoard
 
 
 def format_bytes(count: float | None) -> str:
@@ -75,3 +80,20 @@ def print_summary(results: Iterable[RunResult], console: Console | None = None) 
                 f"{r.error.splitlines()[0] if r.error else ''}",
                 highlight=False,
             )
+
+
+def print_leaderboard(boards: list[TaskBoard], console: Console) -> None:
+    """One table per task (text shown verbatim: no rich markup from names or errors)."""
+    from xbench.leaderboard import display_columns, display_rows
+
+    for board in boards:
+        direction = "higher" if board.higher_is_better else "lower"
+        table = Table(
+            title=f"{board.task}: {board.metric} ({direction} is better)", show_lines=False
+        )
+        for column in display_columns(board):
+            table.add_column(column, overflow="fold")
+        for row, cells in zip(board.rows, display_rows(board), strict=True):
+            style = None if row.status == "ok" else "red"
+            table.add_row(*(Text(cell) for cell in cells), style=style)
+        console.print(table)

@@ -10,22 +10,28 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import logging
+import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from xbench.atomic import write_atomic
 
+log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "oom", "unsupported", "failed", "diverged")
 RESULT_FILE = "result.json"
 # Keys that do not change what a run computes, so they stay out of the config hash.
-_NOT_HASHED = ("hydra", "logger", "output_root", "threads")
+NOT_HASHED = ("hydra", "logger", "output_root", "threads", "resume")
+# Folders inside a run directory that never hold run records: not searched.
+_NOT_RUN_DIRS = {"wandb", "artifacts", ".hydra", "lightning_logs", "checkpoints", "__pycache__"}
 
 
 def config_hash(config: dict[str, Any]) -> str:
     """Stable hash of the settings that determine a run's figures."""
-    relevant = {k: v for k, v in config.items() if k not in _NOT_HASHED}
+    relevant = {k: v for k, v in config.items() if k not in NOT_HASHED}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[
         :16
     ]
@@ -49,6 +55,8 @@ class RunResult:
     efficiency: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
+    # What code and inputs produced it (see xbench.revision); resume compares it.
+    revision: dict[str, Any] = field(default_factory=dict)
     created: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat())
     schema_version: int = SCHEMA_VERSION
 
@@ -71,3 +79,26 @@ class RunResult:
                 f"{path}: schema_version {data.get('schema_version')} is not {SCHEMA_VERSION}"
             )
         return cls(**data)
+
+
+def find_results(roots: Iterable[str | Path]) -> Iterator[tuple[Path, RunResult]]:
+    """Every readable run record under ``roots`` (files or folders), in path order.
+
+    A record that cannot be read (another schema, a hand-edited file) is skipped with a
+    warning: one bad file must not hide the others.
+    """
+    for root in roots:
+        root = Path(root)
+        paths = [root] if root.is_file() else sorted(_record_paths(root))
+        for path in paths:
+            try:
+                yield path, RunResult.load(path)
+            except (OSError, ValueError, TypeError) as error:
+                log.warning("skipping %s: %s", path, error)
+
+
+def _record_paths(root: Path) -> Iterator[Path]:
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = [d for d in subfolders if d not in _NOT_RUN_DIRS]
+        if RESULT_FILE in files:
+            yield Path(folder) / RESULT_FILE

@@ -21,15 +21,18 @@ from xbench.backend import BackendSpec
 from xbench.callbacks import StepTimer
 from xbench.environment import environment, git_sha
 from xbench.errors import UserError
+from xbench.heatmaps import HeatmapOptions, heatmap_callbacks
 from xbench.lightning_module import DivergedError, OptimConfig, Seq2SeqModule
 from xbench.measure import measure_cross_attention
 from xbench.model import EncoderDecoder, ModelConfig
 from xbench.options import build_options
 from xbench.registry import Registry
 from xbench.results import RunResult, config_hash
+from xbench.revision import run_revision
 from xbench.task import TaskSpec
 
 log = logging.getLogger(__name__)
+RESUME_CHOICES = ("auto", True, False)
 _QUIET = [".*does not have many workers.*", ".*LeafSpec.*", ".*number of training batches.*"]
 
 
@@ -43,6 +46,7 @@ class RunPlan:
     task_options: Any
     model: ModelConfig
     optim: OptimConfig
+    heatmaps: HeatmapOptions
     config: dict[str, Any]
 
 
@@ -53,6 +57,7 @@ def plan_run(config: dict[str, Any], registry: Registry) -> RunPlan:
     task = registry.task(task_cfg.pop("name"))
     model_cfg = {k: v for k, v in config["model"].items() if k != "name"}
     _check_logger(config.get("logger") or {})
+    _check_resume(config.get("resume", "auto"))
     return RunPlan(
         backend=backend,
         backend_options=build_options(backend.options, backend_cfg, "backend"),
@@ -60,6 +65,7 @@ def plan_run(config: dict[str, Any], registry: Registry) -> RunPlan:
         task_options=build_options(task.options, task_cfg, "task"),
         model=build_options(ModelConfig, model_cfg, "model"),
         optim=build_options(OptimConfig, config.get("optim"), "optim"),
+        heatmaps=build_options(HeatmapOptions, config.get("heatmaps"), "heatmaps"),
         config=config,
     )
 
@@ -74,6 +80,11 @@ def _check_logger(settings: dict[str, Any]) -> None:
         raise UserError(f"logger.mode={mode!r} is not allowed; choose one of: {', '.join(MODES)}")
 
 
+def _check_resume(value: Any) -> None:
+    if value not in RESUME_CHOICES:
+        raise UserError(f"resume={value!r} is not allowed; choose one of: auto, true, false")
+
+
 def execute(plan: RunPlan, run_dir: Path) -> RunResult:
     """Train and evaluate one backend × task cell; the record is written even on failure."""
     config = plan.config
@@ -86,11 +97,17 @@ def execute(plan: RunPlan, run_dir: Path) -> RunResult:
             "name": plan.backend.name,
             "options": asdict(plan.backend_options),
             "exact": plan.backend.exact,
+            "description": plan.backend.description,
         },
-        task={"name": plan.task.name, "options": asdict(plan.task_options)},
+        task={
+            "name": plan.task.name,
+            "options": asdict(plan.task_options),
+            "description": plan.task.description,
+        },
         model={"name": config["model"].get("name"), **asdict(plan.model)},
         seed=int(config.get("seed", 0)),
         config=config,
+        revision=run_revision(plan),
     )
     logger = None
     try:
@@ -105,6 +122,9 @@ def execute(plan: RunPlan, run_dir: Path) -> RunResult:
     except Exception as error:  # one failing cell is a record, not a lost sweep
         result.status = "failed"
         result.error = f"{type(error).__name__}: {error}\n{traceback.format_exc()}"
+    except BaseException as error:  # Ctrl-C (Lightning turns it into SystemExit): stop, on record
+        result.status, result.error = "failed", f"interrupted ({type(error).__name__})"
+        raise
     finally:
         result.environment = environment()
         result.write(run_dir)
@@ -148,7 +168,7 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
     trainer = L.Trainer(
         **trainer_cfg,
         logger=logger or False,
-        callbacks=[timer],
+        callbacks=[timer, *heatmap_callbacks(plan.heatmaps, config, plan.task.modality)],
         default_root_dir=str(run_dir),
         enable_model_summary=False,
     )

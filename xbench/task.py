@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import lightning as L
+import numpy as np
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
@@ -58,6 +59,9 @@ class Task:
     included); ``max_new_tokens`` caps greedy decoding (default: ``target_length``).
     ``artifacts`` names files the task made that a run needs to be reproduced (e.g. a
     trained subword model); the runner copies them into ``<run dir>/artifacts/``.
+    ``source_image(source, i)`` (image tasks, optional) returns example ``i`` of a batch's
+    source as an H×W×3 uint8 image with its (rows, cols) patch grid, for attention overlays;
+    None when it has no picture.
     """
 
     datamodule: L.LightningDataModule
@@ -71,6 +75,7 @@ class Task:
     max_new_tokens: int | None = None
     data_info: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, Path] = field(default_factory=dict)
+    source_image: Callable[[Any, int], tuple[np.ndarray, tuple[int, int]] | None] | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,166 @@
+"""What a bench run measures: its validated settings and the shapes they expand to.
+
+Three ways to choose lengths (``bench.mode``):
+
+- ``grid``: every (Nq, Nk) of ``pairs``, or the product ``nq × nk`` (``nk = nq`` with
+  ``square``), crossed with every batch, heads, head_dim, dtype and pass;
+- ``scaling``: ``Nq = n``, ``Nk = n·nk_per_nq`` for ``n = start_length, 2·start_length, ...``
+  up to ``max_length``; each backend's series stops at its first OOM or time cap;
+- ``real_shapes``: each installed task's own target (Nq) and source (Nk) lengths.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import torch
+
+from xbench.errors import UserError
+from xbench.options import option
+
+MODES = ("grid", "scaling", "real_shapes")
+PASSES = ("fwd", "fwd+bwd")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class BenchSettings:
+    """The ``bench`` node of ``xbench bench`` (a preset from ``configs/bench`` plus overrides)."""
+
+    preset: str = option("custom", help="name shown in outputs")
+    mode: str = option("grid", help="how lengths are chosen", choices=MODES)
+    nq: list[int] = option(default_factory=lambda: [256], help="grid: query lengths")
+    nk: list[int] = option(default_factory=lambda: [256], help="grid: key lengths")
+    square: bool = option(False, help="grid: Nk = Nq (nk is ignored)")
+    pairs: list[list[int]] = option(
+        default_factory=list, help="grid: explicit [Nq, Nk] pairs instead of nq × nk"
+    )
+    start_length: int = option(128, help="scaling: first Nq", min=1)
+    max_length: int = option(65536, help="scaling: largest Nq tried", min=1)
+    nk_per_nq: float = option(1.0, help="scaling: Nk / Nq", min=0.0)
+    time_cap_ms: float = option(2000.0, help="scaling: stop a series after a slower point", min=0)
+    memory_cap_gb: float = option(
+        8.0, help="CPU: a point projected above this peak is recorded as oom", min=0.0
+    )
+    tasks: list[str] = option(default_factory=list, help="real_shapes: tasks (empty: all)")
+    batch: list[int] = option(default_factory=lambda: [4], help="batch sizes B")
+    heads: list[int] = option(default_factory=lambda: [8], help="heads H")
+    head_dim: list[int] = option(default_factory=lambda: [64], help="head dims D (= Dv)")
+    dtype: list[str] = option(default_factory=lambda: ["float32"], help="input dtypes")
+    passes: list[str] = option(default_factory=lambda: ["fwd"], help="fwd and/or fwd+bwd")
+    device: str = option("auto", help="auto: cuda when available", choices=DEVICES)
+    warmup: int = option(3, help="untimed calls before timing", min=0)
+    repeats: int = option(10, help="timed calls; median and IQR are reported", min=1)
+    rotate: int = option(3, help="input sets cycled through so caches don't flatter", min=1)
+    rotate_budget_mb: float = option(
+        1024.0, help="fewer input sets when they would exceed this", min=0.0
+    )
+    masked: bool = option(False, help="pass an all-real key_padding_mask to every call")
+    references: list[str] = option(
+        default_factory=lambda: ["naive", "flash"], help="backends the crossovers compare with"
+    )
+    roofline: bool = option(True, help="measure matmul peak and copy bandwidth in the run")
+    bare: bool = option(False, help="also time bare SDPA kernels and a bare do_bench per point")
+    plots: bool = option(True, help="write latency and memory PNG plots")
+    checks: list[dict] = option(default_factory=list, help="acceptance checks to evaluate")
+    seed: int = option(0, help="seed of the random inputs")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One point of the grid, apart from the backend."""
+
+    batch: int
+    heads: int
+    nq: int
+    nk: int
+    head_dim: int
+    dtype: str
+    passes: str
+    source: str = field(default="", compare=False)  # e.g. the task a real shape came from
+
+    def as_dict(self) -> dict:
+        return {
+            "batch": self.batch,
+            "heads": self.heads,
+            "nq": self.nq,
+            "nk": self.nk,
+            "head_dim": self.head_dim,
+            "dtype": self.dtype,
+            "pass": self.passes,
+            "source": self.source,
+        }
+
+
+def check_settings(settings: BenchSettings) -> None:
+    """Reject list entries the option metadata cannot express (one-line UserErrors)."""
+    for name in ("nq", "nk", "batch", "heads", "head_dim"):
+        for value in getattr(settings, name):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise UserError(f"bench.{name}: {value!r} must be a positive integer")
+    for pair in settings.pairs:
+        if len(pair) != 2 or not all(isinstance(n, int) and n >= 1 for n in pair):
+            raise UserError(f"bench.pairs: {pair!r} must be [Nq, Nk] with positive integers")
+    _check_members("dtype", settings.dtype, DTYPES)
+    _check_members("passes", settings.passes, PASSES)
+
+
+def _check_members(name: str, values: list, allowed) -> None:
+    for value in values:
+        if value not in allowed:
+            raise UserError(
+                f"bench.{name}: {value!r} is not allowed; choose from: {', '.join(allowed)}"
+            )
+    if not values:
+        raise UserError(f"bench.{name} is empty; choose from: {', '.join(allowed)}")
+
+
+def length_pairs(settings: BenchSettings) -> list[tuple[int, int]]:
+    """The (Nq, Nk) pairs of ``grid`` mode."""
+    if settings.pairs:
+        return [(nq, nk) for nq, nk in settings.pairs]
+    if settings.square:
+        return [(n, n) for n in settings.nq]
+    return list(itertools.product(settings.nq, settings.nk))
+
+
+def scaling_lengths(settings: BenchSettings) -> list[tuple[int, int]]:
+    """(Nq, Nk) of ``scaling`` mode, doubling from ``start_length`` to ``max_length``."""
+    pairs, n = [], settings.start_length
+    while n <= settings.max_length:
+        pairs.append((n, max(1, round(n * settings.nk_per_nq))))
+        n *= 2
+    return pairs
+
+
+def expand(settings: BenchSettings, pairs: list[tuple[int, int, str]]) -> list[Shape]:
+    """Every shape: (Nq, Nk, source) pairs crossed with the other axes, lengths innermost."""
+    shapes = []
+    for batch, heads, dim, dtype, passes in itertools.product(
+        settings.batch, settings.heads, settings.head_dim, settings.dtype, settings.passes
+    ):
+        for nq, nk, source in pairs:
+            shapes.append(Shape(batch, heads, nq, nk, dim, dtype, passes, source))
+    return shapes
+
+
+def series_key(shape: Shape) -> tuple:
+    """Points that differ only in length (at a fixed Nk/Nq) form one scaling series."""
+    return (
+        shape.batch,
+        shape.heads,
+        shape.head_dim,
+        shape.dtype,
+        shape.passes,
+        round(shape.nk / shape.nq, 6),
+    )
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("bench.device=cuda but no CUDA device is available; use cpu or auto")
+    return torch.device(name)
