@@ -1,8 +1,247 @@
-"""``translation``: placeholder until the task lands; registers nothing yet."""
+"""``translation``: English → German (or any pair of a real corpus), scored by BLEU.
+
+Data: an embedded corpus generated from a bilingual lexicon and a German grammar (default;
+offline, seeded, cached with a checksum), or real parallel text — a pair of
+one-sentence-per-line files, TSV, JSONL or a dataset on the Hugging Face hub.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass, field
 
 import xbench
+from xbench.cache import cached_json
+from xbench.errors import UserError
+from xbench.options import option
+from xbench.task import Task, TaskSpec
+from xbench.text import TokenFrontend
+from xbench_tasks.translation import corpus
+from xbench_tasks.translation.corpus import Pair
+from xbench_tasks.translation.data import EncodedPairs, TranslationDataModule
+from xbench_tasks.translation.grammar import SentenceGenerator
+from xbench_tasks.translation.lexicon import load_lexicon
+from xbench_tasks.translation.metrics import translation_metrics
+from xbench_tasks.translation.tokenizer import SubwordTokenizer, train_subword_model
+
+# Part of the cache key: bump it whenever the generator's output changes.
+GENERATOR_VERSION = 1
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class TranslationDataOptions:
+    source: str = option(
+        "embedded",
+        help="embedded | files | tsv | jsonl | hf",
+        choices=("embedded", "files", "tsv", "jsonl", "hf"),
+    )
+    sentences_per_example: int = option(
+        1, help="consecutive sentences joined into one example (document length)", min=1, max=500
+    )
+    source_lang: str = option("en", help="source language code (embedded: en or de)")
+    target_lang: str = option("de", help="target language code (embedded: de or en)")
+    # embedded generator
+    seed: int = option(1234, help="seed of the embedded generator and of real-data splits", min=0)
+    train_size: int = option(20000, help="embedded training examples", min=1)
+    val_size: int = option(
+        250, help="validation examples (real data without one: taken from train)", min=1
+    )
+    test_size: int = option(
+        1000, help="test examples (real data without one: taken from train)", min=1
+    )
+    max_number: int = option(99, help="embedded: counts run from two to this", min=2, max=10**6)
+    # real data
+    train_path: str | None = option(
+        None, help="files: path prefix (PREFIX.SRC, PREFIX.TGT); tsv/jsonl: the file"
+    )
+    valid_path: str | None = option(None, help="like train_path; unset: split off train")
+    test_path: str | None = option(None, help="like train_path; unset: half of valid or train")
+    hf_name: str | None = option(None, help="hf: dataset name, e.g. wmt/wmt14")
+    hf_config: str | None = option(None, help="hf: dataset configuration, e.g. de-en")
+    hf_train_split: str = option("train", help="hf: training split")
+    hf_valid_split: str = option("validation", help="hf: validation split")
+    hf_test_split: str = option("test", help="hf: test split")
+
+
+@dataclass
+class TranslationOptions:
+    data: TranslationDataOptions = field(default_factory=TranslationDataOptions)
+    vocab_size: int = option(
+        2000, help="subword vocabulary, shared by source and target", min=16, max=10**6
+    )
+    batch_size: int = option(64, help="training batch size", min=1)
+    eval_batch_size: int = option(250, help="validation/test batch size", min=1)
+    max_source_tokens: int = option(4096, help="longer sources are truncated", min=8)
+    max_target_tokens: int = option(4096, help="longer targets are truncated", min=8)
+    num_workers: int = option(0, help="DataLoader worker processes", min=0)
+
+
+def load_pairs(data: TranslationDataOptions) -> tuple[dict[str, list[Pair]], dict]:
+    """Sentence pairs per split and what identifies their source (for the run record)."""
+    if data.source == "embedded":
+        return _embedded(data)
+    if data.source == "hf":
+        if not data.hf_name:
+            raise UserError("task.data.source=hf needs task.data.hf_name (e.g. wmt/wmt14)")
+        splits = {
+            split: corpus.load_hf(
+                data.hf_name, data.hf_config, name, data.source_lang, data.target_lang
+            )
+            for split, name in zip(
+                SPLITS, (data.hf_train_split, data.hf_valid_split, data.hf_test_split), strict=True
+            )
+        }
+        info = {"name": data.hf_name, "config": data.hf_config}
+        return splits, {"source": "hf", **info}
+    if not data.train_path:
+        raise UserError(f"task.data.source={data.source} needs task.data.train_path")
+    paths = dict(zip(SPLITS, (data.train_path, data.valid_path, data.test_path), strict=True))
+    loaded = {split: _load_file(data, path) for split, path in paths.items() if path}
+    return _complete_splits(loaded, data), {"source": data.source, "paths": paths}
+
+
+def _load_file(data: TranslationDataOptions, path: str) -> list[Pair]:
+    if data.source == "files":
+        return corpus.load_line_pair(path, data.source_lang, data.target_lang)
+    if data.source == "tsv":
+        return corpus.load_tsv(path)
+    return corpus.load_jsonl(path, data.source_lang, data.target_lang)
+
+
+def _complete_splits(loaded: dict[str, list[Pair]], data: TranslationDataOptions) -> dict:
+    """Fill in missing evaluation splits: test = second half of valid; otherwise held out
+    from train (at most a tenth each, seeded), dropping training pairs they contain."""
+    train, val, test = loaded["train"], loaded.get("val"), loaded.get("test")
+    if val is not None and test is None:
+        if len(val) < 2:
+            raise UserError(f"{data.valid_path}: needs at least 2 pairs to give val and test")
+        val, test = val[: len(val) // 2], val[len(val) // 2 :]
+    needed = {"val": val is None, "test": test is None}
+    if any(needed.values()):
+        shuffled = train[:]
+        random.Random(data.seed).shuffle(shuffled)
+        cap = len(train) // 10
+        if cap < 1:
+            raise UserError(
+                f"{data.train_path}: {len(train)} pairs are too few to hold out validation and "
+                "test data; give task.data.valid_path or at least 10 pairs"
+            )
+        sizes = {"val": min(data.val_size, cap), "test": min(data.test_size, cap)}
+        held = {}
+        for split in ("val", "test"):
+            if needed[split]:
+                held[split], shuffled = shuffled[: sizes[split]], shuffled[sizes[split] :]
+        val, test = held.get("val", val), held.get("test", test)
+        evaluation = {source for source, _ in val + test}
+        train = [pair for pair in shuffled if pair[0] not in evaluation]
+    return {"train": train, "val": val, "test": test}
+
+
+def _embedded(data: TranslationDataOptions) -> tuple[dict[str, list[Pair]], dict]:
+    languages = (data.source_lang, data.target_lang)
+    if languages not in (("en", "de"), ("de", "en")):
+        raise UserError(
+            "the embedded corpus is English-German: task.data.source_lang/target_lang must be "
+            f"en/de or de/en, got {languages[0]}/{languages[1]}"
+        )
+    per = data.sentences_per_example
+    sizes = {"train": data.train_size, "val": data.val_size, "test": data.test_size}
+    params = {
+        "seed": data.seed,
+        "sentences": {split: size * per for split, size in sizes.items()},
+        "max_number": data.max_number,
+        "version": GENERATOR_VERSION,
+    }
+
+    def build() -> dict:
+        generator = SentenceGenerator(load_lexicon(), data.max_number)
+        splits, seen = {}, set()
+        for split in ("test", "val", "train"):  # evaluation splits first; train avoids them
+            rng = random.Random(f"{data.seed}/{split}")
+            pairs: list[Pair] = []
+            while len(pairs) < params["sentences"][split]:
+                pair = generator.sentence(rng)
+                if pair[1] not in seen:  # German identifies the sentence across English variants
+                    seen.add(pair[1])
+                    pairs.append(pair)
+            splits[split] = pairs
+        return splits
+
+    raw, checksum = cached_json("translation", params, build)
+    splits = {split: [(en, de) for en, de in raw[split]] for split in SPLITS}
+    if languages == ("de", "en"):
+        splits = {split: [(de, en) for en, de in pairs] for split, pairs in splits.items()}
+    return splits, {"source": "embedded", "params": params, "checksum": checksum}
+
+
+def documents(pairs: list[Pair], per_example: int) -> list[Pair]:
+    """Consecutive sentences joined into examples of ``per_example`` sentences."""
+    return [
+        (
+            " ".join(s for s, _ in pairs[i : i + per_example]),
+            " ".join(t for _, t in pairs[i : i + per_example]),
+        )
+        for i in range(0, len(pairs), per_example)
+    ]
+
+
+def build_translation(options: TranslationOptions) -> Task:
+    splits, info = load_pairs(options.data)
+    for split, pairs in splits.items():
+        if not pairs:
+            raise UserError(f"the {split} split has no sentence pairs")
+    if "checksum" not in info:
+        info["checksum"] = corpus_checksum(splits)
+    model_path = train_subword_model(
+        (text for pair in splits["train"] for text in pair), options.vocab_size, info["checksum"]
+    )
+    tokenizer = SubwordTokenizer(model_path)
+    examples = {s: documents(p, options.data.sentences_per_example) for s, p in splits.items()}
+    encoded = {
+        s: EncodedPairs(ex, tokenizer, options.max_source_tokens, options.max_target_tokens)
+        for s, ex in examples.items()
+    }
+    datamodule = TranslationDataModule(
+        encoded, tokenizer.pad_id, options.batch_size, options.eval_batch_size, options.num_workers
+    )
+    info |= {
+        "sizes": {s: len(ex) for s, ex in examples.items()},
+        "vocab_size": tokenizer.vocab_size,
+        "languages": [options.data.source_lang, options.data.target_lang],
+    }
+    test = encoded["test"].items
+    target_length = max(len(target) for _, target, _ in test)
+    return Task(
+        datamodule=datamodule,
+        tokenizer=tokenizer,
+        frontend=lambda d_model, embedding: TokenFrontend(embedding, tokenizer.pad_id),
+        metrics=translation_metrics,
+        primary_metric="bleu",
+        higher_is_better=True,
+        source_length=max(len(source) for source, _, _ in test),
+        target_length=target_length,
+        max_new_tokens=min(target_length + target_length // 4, options.max_target_tokens + 1),
+        data_info=info,
+        artifacts={"subword.model": model_path},
+    )
+
+
+def corpus_checksum(splits: dict[str, list[Pair]]) -> str:
+    """sha256 of real data as loaded: the revision recorded in the run and the tokenizer key."""
+    return hashlib.sha256(json.dumps(splits, ensure_ascii=False).encode()).hexdigest()
 
 
 @xbench.hookimpl
 def xbench_register_tasks(register):
-    """Nothing to register yet."""
+    register(
+        TaskSpec(
+            name="translation",
+            modality="text",
+            build=build_translation,
+            options=TranslationOptions,
+            description="Machine translation (English → German by default), scored by BLEU.",
+        )
+    )

@@ -1,0 +1,129 @@
+"""Parallel corpora from local files or the Hugging Face hub, as (source, target) pairs.
+
+Every defect a user can fix — a missing file, bytes that are not UTF-8, an empty line,
+files of different lengths, a malformed record — raises ``UserError`` naming the file and
+the line, at load time, before anything is trained.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from xbench.errors import UserError
+
+Pair = tuple[str, str]
+
+
+def read_lines(path: str | Path) -> list[str]:
+    """The lines of a UTF-8 text file; none may be empty."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"file not found: {path}") from None
+    except OSError as error:
+        raise UserError(f"cannot read {path}: {error.strerror or error}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise UserError(f"{path} line {line}: not UTF-8 (byte {error.start})") from None
+    lines = text.splitlines()
+    if not lines:
+        raise UserError(f"{path} is empty")
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            raise UserError(f"{path} line {number} is empty")
+    return [line.strip() for line in lines]
+
+
+def load_line_pair(prefix: str, source_lang: str, target_lang: str) -> list[Pair]:
+    """``PREFIX.SRC`` and ``PREFIX.TGT``: one sentence per line, line i translates line i."""
+    source_path, target_path = f"{prefix}.{source_lang}", f"{prefix}.{target_lang}"
+    sources, targets = read_lines(source_path), read_lines(target_path)
+    if len(sources) != len(targets):
+        shorter = source_path if len(sources) < len(targets) else target_path
+        raise UserError(
+            f"{source_path} has {len(sources)} lines but {target_path} has {len(targets)}; "
+            f"{shorter} ends at line {min(len(sources), len(targets))}"
+        )
+    return list(zip(sources, targets, strict=True))
+
+
+def load_tsv(path: str) -> list[Pair]:
+    """``source<TAB>target`` per line."""
+    pairs = []
+    for number, line in enumerate(read_lines(path), 1):
+        cells = [cell.strip() for cell in line.split("\t")]
+        if len(cells) != 2 or not all(cells):
+            raise UserError(
+                f"{path} line {number}: expected two non-empty tab-separated columns "
+                f"(source, target), got {len(cells)} column(s)"
+            )
+        pairs.append((cells[0], cells[1]))
+    return pairs
+
+
+def load_jsonl(path: str, source_lang: str, target_lang: str) -> list[Pair]:
+    """One JSON object per line, ``{"translation": {SRC: ..., TGT: ...}}``."""
+    rows = []
+    for number, line in enumerate(read_lines(path), 1):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            raise UserError(f"{path} line {number}: not valid JSON ({error.msg})") from None
+    return rows_to_pairs(rows, source_lang, target_lang, path, "line", 1)
+
+
+def rows_to_pairs(
+    rows: Iterable[Any],
+    source_lang: str,
+    target_lang: str,
+    where: str,
+    unit: str = "row",
+    first: int = 0,
+) -> list[Pair]:
+    """Pairs from records in the HF translation format, ``{"translation": {lang: text}}``,
+    or flat ``{lang: text}`` records (as in Multi30k)."""
+    pairs = []
+    for number, row in enumerate(rows, first):
+        record = row.get("translation", row) if isinstance(row, Mapping) else None
+        if not isinstance(record, Mapping):
+            raise UserError(
+                f"{where} {unit} {number}: expected an object like "
+                f'{{"translation": {{"{source_lang}": ..., "{target_lang}": ...}}}}'
+            )
+        texts = []
+        for lang in (source_lang, target_lang):
+            text = record.get(lang)
+            if not isinstance(text, str) or not text.strip():
+                found = ", ".join(sorted(map(str, record))) or "none"
+                raise UserError(
+                    f"{where} {unit} {number}: no non-empty '{lang}' text (languages: {found})"
+                )
+            texts.append(text.strip())
+        pairs.append((texts[0], texts[1]))
+    if not pairs:
+        raise UserError(f"{where} has no sentence pairs")
+    return pairs
+
+
+def load_hf(
+    name: str, config: str | None, split: str, source_lang: str, target_lang: str
+) -> list[Pair]:
+    """A split of a translation dataset from the Hugging Face hub (or its local cache)."""
+    try:
+        import datasets
+    except ImportError:
+        raise UserError(
+            "task.data.source=hf needs the 'datasets' package: pip install 'xbench[hf]'"
+        ) from None
+    where = f"dataset {name!r}" + (f" ({config})" if config else "") + f" split {split!r}"
+    try:
+        rows = datasets.load_dataset(name, config, split=split)
+    except Exception as error:  # the hub raises many kinds; all mean "cannot get that data"
+        raise UserError(f"cannot load {where}: {error}") from error
+    return rows_to_pairs(rows, source_lang, target_lang, where)

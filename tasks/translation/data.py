@@ -1,0 +1,50 @@
+"""Translation examples as encoder/decoder tensors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from xbench_tasks.qa.data import QADataModule, pad
+from xbench_tasks.translation.tokenizer import SubwordTokenizer
+
+
+class EncodedPairs(torch.utils.data.Dataset):
+    """(source ids, BOS + target ids + EOS, [reference]) per example, encoded once."""
+
+    def __init__(
+        self,
+        pairs: Sequence[tuple[str, str]],
+        tokenizer: SubwordTokenizer,
+        max_source_tokens: int,
+        max_target_tokens: int,
+    ) -> None:
+        sources = tokenizer.encode_all([s for s, _ in pairs])
+        targets = tokenizer.encode_all([t for _, t in pairs])
+        self.items = [
+            (
+                source[:max_source_tokens],
+                [tokenizer.bos_id, *target[:max_target_tokens], tokenizer.eos_id],
+                [reference],
+            )
+            for source, target, (_, reference) in zip(sources, targets, pairs, strict=True)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int):
+        return self.items[index]
+
+
+class TranslationDataModule(QADataModule):
+    """The QA data module's loaders, with batches that have no decoder prompt."""
+
+    def _collate(self, batch):
+        sources, targets, references = zip(*batch, strict=True)
+        return {
+            "source": pad(sources, self.pad_id),
+            "target": pad(targets, self.pad_id),
+            "references": list(references),
+        }
