@@ -8,9 +8,9 @@ import re
 import pytest
 import torch
 
+from xbench.data import pad
 from xbench.errors import UserError
 from xbench_tasks.qa import QADataOptions, QAOptions, build_qa, load_examples
-from xbench_tasks.qa.data import pad
 from xbench_tasks.qa.generator import QAGeneratorOptions, generate_split
 from xbench_tasks.qa.metrics import qa_metrics
 

@@ -1,8 +1,278 @@
-"""``captioning``: placeholder until the task lands; registers nothing yet."""
+"""``captioning``: describe an image; the decoder cross-attends to its patches.
+
+Data: embedded scenes of coloured shapes (default; offline, seeded, scene graphs cached with
+a checksum and rendered at the configured resolution), a COCO-captions folder, or an
+image+text dataset through HF ``datasets``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from dataclasses import dataclass, field
+from functools import partial
 
 import xbench
+from xbench.cache import cached_json
+from xbench.data import SplitDataModule
+from xbench.errors import UserError
+from xbench.options import option
+from xbench.task import Task, TaskSpec
+from xbench.text import WordTokenizer
+from xbench_tasks.captioning.captions import references
+from xbench_tasks.captioning.data import CaptionedImage, EncodedCaptions, collate
+from xbench_tasks.captioning.frontend import (
+    PatchFrontend,
+    patch_grid,
+    patch_position,
+    source_image,
+)
+from xbench_tasks.captioning.metrics import caption_metrics
+from xbench_tasks.captioning.render import render
+from xbench_tasks.captioning.scenes import GENERATOR_VERSION, SceneOptions, sample_split
+
+__all__ = ["CaptioningOptions", "build_captioning", "load_images", "patch_grid", "patch_position"]
+
+SPLIT_FRACTIONS = (0.8, 0.1)  # train, val of a single COCO file; the rest is test
+
+
+@dataclass
+class CaptionDataOptions:
+    source: str = option(
+        "embedded", help="embedded | coco | hf", choices=("embedded", "coco", "hf")
+    )
+    # embedded scenes
+    objects: int = option(
+        4, help="objects per scene, each colour and shape once (see the scene docs)", min=2, max=4
+    )
+    grid: int = option(
+        5, help="scene layout grid; objects sit in distinct columns of it", min=2, max=256
+    )
+    texture: float = option(0.0, help="fraction of striped objects (captioned)", min=0.0, max=1.0)
+    occlusion: float = option(
+        0.0, help="fraction of objects allowed to overlap earlier ones", min=0.0, max=1.0
+    )
+    heldout_pairs: int = option(
+        1, help="colour-shape pairs never seen in training or validation", min=0, max=3
+    )
+    test_split: str = option(
+        "iid",
+        help="iid (scenes like training) | compositional (each has a held-out pair)",
+        choices=("iid", "compositional"),
+    )
+    seed: int = option(1234, help="seed of the embedded scenes", min=0)
+    train_size: int = option(8000, help="embedded training images", min=1)
+    val_size: int = option(300, help="embedded validation images", min=1)
+    test_size: int = option(500, help="embedded test images", min=1)
+    # real data
+    train_path: str | None = option(None, help="coco: captions annotations JSON (training)")
+    train_images: str | None = option(
+        None, help="coco: folder of the training images (default: the JSON's folder)"
+    )
+    eval_path: str | None = option(
+        None,
+        help="coco: annotations JSON to evaluate on (halved: val, test); "
+        "without it the training file is split 80/10/10",
+    )
+    eval_images: str | None = option(
+        None, help="coco: folder of the evaluation images (default: the JSON's folder)"
+    )
+    skip_bad_images: bool = option(
+        False, help="coco: skip missing or undecodable image files (with a warning)"
+    )
+    keep_aspect: bool = option(
+        True, help="real data: scale the longer side to image_size (else squash to a square)"
+    )
+    hf_name: str | None = option(None, help="hf: dataset name")
+    hf_config: str | None = option(None, help="hf: dataset configuration")
+    hf_train_split: str = option("train", help="hf: training split")
+    hf_eval_split: str = option("validation", help="hf: evaluation split (halved: val, test)")
+    hf_image_column: str = option("image", help="hf: column holding the image")
+    hf_caption_column: str = option("caption", help="hf: column of a caption or caption list")
+    max_vocab: int = option(10000, help="word vocabulary cap", min=16)
+
+
+@dataclass
+class CaptioningOptions:
+    data: CaptionDataOptions = field(default_factory=CaptionDataOptions)
+    image_size: int = option(
+        60, help="image side in pixels (real images: the longer side)", min=4, max=4096
+    )
+    patch_size: int = option(
+        12, help="patch side in pixels; encoder length = (image_size/patch_size)^2", min=1
+    )
+    batch_size: int = option(64, help="training batch size", min=1)
+    eval_batch_size: int = option(250, help="validation/test batch size", min=1)
+    max_caption_tokens: int = option(24, help="longer captions are truncated", min=1)
+    train_caption: str = option(
+        "auto",
+        help="training target: first (an image's first reference) | random (a reference "
+        "drawn afresh each time) | auto (first on embedded scenes, random on real data)",
+        choices=("auto", "first", "random"),
+    )
+    num_workers: int = option(0, help="DataLoader worker processes", min=0)
+
+
+def _scene_key(scene: dict) -> str:
+    """A scene's layout: its objects with their attributes and grid cells. Splits never
+    share one (with few words, captions do repeat across splits: what is tested is
+    reading them off images never seen)."""
+    grid = scene["grid"]
+    cells = [
+        (o["colour"], o["shape"], o["size"], o["texture"], int(o["x"] * grid), int(o["y"] * grid))
+        for o in scene["objects"]
+    ]
+    return json.dumps(sorted(cells))
+
+
+def _embedded(options: CaptioningOptions) -> tuple[dict[str, list[CaptionedImage]], dict]:
+    data = options.data
+    if data.test_split == "compositional" and not data.heldout_pairs:
+        raise UserError("task.data.test_split=compositional needs task.data.heldout_pairs >= 1")
+    if data.grid < data.objects:
+        raise UserError(f"task.data.grid={data.grid} must be at least task.data.objects")
+    scenes = SceneOptions(
+        data.objects, data.grid, data.texture, data.occlusion, data.heldout_pairs, data.seed
+    )
+    sizes = {"train": data.train_size, "val": data.val_size, "test": data.test_size}
+
+    def build() -> dict:
+        splits, seen = {}, set()
+        for split in ("test", "val", "train"):  # evaluation splits first; train avoids them
+            compositional = split == "test" and data.test_split == "compositional"
+            candidates = sample_split(scenes, split, 2 * sizes[split], compositional)
+            kept = [s for s in candidates if _scene_key(s) not in seen][: sizes[split]]
+            if len(kept) < sizes[split]:
+                raise UserError(
+                    f"task.data.{split}_size={sizes[split]} is more than the distinct layouts "
+                    "left; lower it or raise task.data.grid"
+                )
+            rng = random.Random(f"{data.seed}/{split}/captions")
+            splits[split] = [{**s, "captions": references(s, rng)} for s in kept]
+            seen |= {_scene_key(s) for s in kept}
+        return splits
+
+    params = {
+        "scenes": dataclasses.asdict(scenes),
+        "sizes": sizes,
+        "test_split": data.test_split,
+        "version": GENERATOR_VERSION,
+    }
+    raw, checksum = cached_json("captioning", params, build)
+    images = {
+        split: [
+            CaptionedImage(f"{split}-{i}", render(s, options.image_size), tuple(s["captions"]))
+            for i, s in enumerate(rows)
+        ]
+        for split, rows in raw.items()
+    }
+    return images, {"source": "embedded", "params": params, "checksum": checksum}
+
+
+def _split_one(images: list[CaptionedImage], seed: int) -> dict[str, list[CaptionedImage]]:
+    if len(images) < 3:
+        raise UserError("a single COCO file needs at least 3 captioned images (train, val, test)")
+    order = random.Random(seed).sample(images, len(images))
+    n_train = max(1, int(SPLIT_FRACTIONS[0] * len(order)))
+    n_val = max(1, int(SPLIT_FRACTIONS[1] * len(order)))
+    n_train = min(n_train, len(order) - n_val - 1)
+    return {
+        "train": order[:n_train],
+        "val": order[n_train : n_train + n_val],
+        "test": order[n_train + n_val :],
+    }
+
+
+def _halves(train: list, evaluation: list) -> dict[str, list[CaptionedImage]]:
+    if len(evaluation) < 2:
+        raise UserError("the evaluation data needs at least 2 captioned images (val and test)")
+    half = len(evaluation) // 2
+    return {"train": train, "val": evaluation[:half], "test": evaluation[half:]}
+
+
+def load_images(options: CaptioningOptions) -> tuple[dict[str, list[CaptionedImage]], dict]:
+    """Images with captions per split, and what identifies their source (for the run record)."""
+    data, size = options.data, options.image_size
+    if data.source == "embedded":
+        return _embedded(options)
+    from xbench_tasks.captioning import real
+
+    if data.source == "coco":
+        if not data.train_path:
+            raise UserError("task.data.source=coco needs task.data.train_path (annotations JSON)")
+        load = dict(size=size, keep_aspect=data.keep_aspect, skip_bad_images=data.skip_bad_images)
+        train = real.load_coco(data.train_path, data.train_images, **load)
+        info = {"source": "coco", "train_path": data.train_path, "eval_path": data.eval_path}
+        if not data.eval_path:
+            return _split_one(train, data.seed), info
+        evaluation = real.load_coco(data.eval_path, data.eval_images, **load)
+        return _halves(train, evaluation), info
+    if not data.hf_name:
+        raise UserError("task.data.source=hf needs task.data.hf_name")
+    columns = (data.hf_config, data.hf_image_column, data.hf_caption_column)
+    train = real.load_hf(data.hf_name, data.hf_train_split, *columns, size, data.keep_aspect)
+    evaluation = real.load_hf(data.hf_name, data.hf_eval_split, *columns, size, data.keep_aspect)
+    return _halves(train, evaluation), {"source": "hf", "name": data.hf_name}
+
+
+def build_captioning(options: CaptioningOptions) -> Task:
+    if options.patch_size > options.image_size:
+        raise UserError(
+            f"task.patch_size={options.patch_size} must not exceed "
+            f"task.image_size={options.image_size}"
+        )
+    splits, info = load_images(options)
+    tokenizer = WordTokenizer.from_texts(
+        (c for image in splits["train"] for c in image.captions), max_size=options.data.max_vocab
+    )
+    sample = options.train_caption == "random" or (
+        options.train_caption == "auto" and info["source"] != "embedded"
+    )
+    encoded = {
+        split: EncodedCaptions(
+            images, tokenizer, options.max_caption_tokens, sample and split == "train"
+        )
+        for split, images in splits.items()
+    }
+    datamodule = SplitDataModule(
+        encoded,
+        partial(collate, pad_id=tokenizer.pad_id),
+        options.batch_size,
+        options.eval_batch_size,
+        options.num_workers,
+    )
+    grids = [patch_grid(*i.pixels.shape[:2], options.patch_size) for i in splits["test"]]
+    info |= {
+        "sizes": {split: len(images) for split, images in splits.items()},
+        "vocab_size": tokenizer.vocab_size,
+        "patch_grid": list(max(grids, key=lambda g: g[0] * g[1])),
+    }
+    patch = options.patch_size
+    return Task(
+        datamodule=datamodule,
+        tokenizer=tokenizer,
+        frontend=lambda d_model, embedding: PatchFrontend(d_model, patch),
+        metrics=lambda: caption_metrics(scene_facts=info["source"] == "embedded"),
+        primary_metric="cider",
+        higher_is_better=True,
+        source_length=max(rows * cols for rows, cols in grids),
+        target_length=max(len(t) for targets in encoded["test"].targets for t in targets) - 1,
+        max_new_tokens=options.max_caption_tokens + 1,
+        data_info=info,
+        source_image=partial(source_image, patch=patch),
+    )
 
 
 @xbench.hookimpl
 def xbench_register_tasks(register):
-    """Nothing to register yet."""
+    register(
+        TaskSpec(
+            name="captioning",
+            modality="image",
+            build=build_captioning,
+            options=CaptioningOptions,
+            description="Image captioning: describe rendered scenes (or COCO-format images) "
+            "from their patches.",
+        )
+    )

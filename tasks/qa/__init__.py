@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from functools import partial
 
 import xbench
 from xbench.cache import cached_json
+from xbench.data import SplitDataModule
 from xbench.errors import UserError
 from xbench.options import option
 from xbench.task import Task, TaskSpec
 from xbench.text import TokenFrontend, WordTokenizer
-from xbench_tasks.qa.data import EncodedQA, QADataModule
+from xbench_tasks.qa.data import EncodedQA, collate_qa
 from xbench_tasks.qa.examples import QAExample
 from xbench_tasks.qa.generator import GENERATOR_VERSION, QAGeneratorOptions, generate_split
 from xbench_tasks.qa.metrics import qa_metrics
@@ -121,8 +123,12 @@ def build_qa(options: QAOptions) -> Task:
         s: EncodedQA(ex, tokenizer, options.max_source_tokens, options.max_answer_tokens)
         for s, ex in splits.items()
     }
-    datamodule = QADataModule(
-        encoded, tokenizer.pad_id, options.batch_size, options.eval_batch_size, options.num_workers
+    datamodule = SplitDataModule(
+        encoded,
+        partial(collate_qa, pad_id=tokenizer.pad_id),
+        options.batch_size,
+        options.eval_batch_size,
+        options.num_workers,
     )
     info |= {"sizes": {s: len(ex) for s, ex in splits.items()}, "vocab_size": tokenizer.vocab_size}
     lengths = [len(src) for src, *_ in encoded["test"].items]

@@ -11,16 +11,18 @@ import hashlib
 import json
 import random
 from dataclasses import dataclass, field
+from functools import partial
 
 import xbench
 from xbench.cache import cached_json
+from xbench.data import SplitDataModule
 from xbench.errors import UserError
 from xbench.options import option
 from xbench.task import Task, TaskSpec
 from xbench.text import TokenFrontend
 from xbench_tasks.translation import corpus
 from xbench_tasks.translation.corpus import Pair
-from xbench_tasks.translation.data import EncodedPairs, TranslationDataModule
+from xbench_tasks.translation.data import EncodedPairs, collate_pairs
 from xbench_tasks.translation.grammar import SentenceGenerator
 from xbench_tasks.translation.lexicon import load_lexicon
 from xbench_tasks.translation.metrics import translation_metrics
@@ -204,8 +206,12 @@ def build_translation(options: TranslationOptions) -> Task:
         s: EncodedPairs(ex, tokenizer, options.max_source_tokens, options.max_target_tokens)
         for s, ex in examples.items()
     }
-    datamodule = TranslationDataModule(
-        encoded, tokenizer.pad_id, options.batch_size, options.eval_batch_size, options.num_workers
+    datamodule = SplitDataModule(
+        encoded,
+        partial(collate_pairs, pad_id=tokenizer.pad_id),
+        options.batch_size,
+        options.eval_batch_size,
+        options.num_workers,
     )
     info |= {
         "sizes": {s: len(ex) for s, ex in examples.items()},

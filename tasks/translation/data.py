@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from xbench_tasks.qa.data import QADataModule, pad
+from xbench.data import pad
 from xbench_tasks.translation.tokenizer import SubwordTokenizer
 
 
@@ -38,13 +38,11 @@ class EncodedPairs(torch.utils.data.Dataset):
         return self.items[index]
 
 
-class TranslationDataModule(QADataModule):
-    """The QA data module's loaders, with batches that have no decoder prompt."""
-
-    def _collate(self, batch):
-        sources, targets, references = zip(*batch, strict=True)
-        return {
-            "source": pad(sources, self.pad_id),
-            "target": pad(targets, self.pad_id),
-            "references": list(references),
-        }
+def collate_pairs(batch: list, pad_id: int) -> dict:
+    """Source sentences for the encoder; no decoder prompt."""
+    sources, targets, references = zip(*batch, strict=True)
+    return {
+        "source": pad(sources, pad_id),
+        "target": pad(targets, pad_id),
+        "references": list(references),
+    }
