@@ -108,6 +108,18 @@ def test_references_state_exactly_the_scene_graph(objects):
         assert captions[1] == "from left to right: " + captions[0]
 
 
+def test_the_count_caption_counts_the_objects_of_each_size():
+    rng = random.Random(0)
+    for scene in sample_split(dataclasses.replace(SCENES, objects=4), "train", 20):
+        plain, counted = references(scene, rng), references(scene, random.Random(0), True)
+        assert counted[: len(plain)] == references(scene, random.Random(0))
+        large = sum(o["size"] == "large" for o in scene["objects"])
+        words = {0: None, 1: "one", 2: "two", 3: "three", 4: "four"}
+        parts = [f"{words[n]} {size}" for n, size in ((4 - large, "small"), (large, "large")) if n]
+        assert counted[-1] == "four shapes: " + " and ".join(parts)
+        assert facts_of(counted) == facts_of(plain)  # a count names no object
+
+
 def test_relation_follows_the_dominant_axis():
     a = {"x": 0.2, "y": 0.5}
     assert relation(a, {"x": 0.8, "y": 0.6}) == "left of"

@@ -50,6 +50,10 @@ class CaptionDataOptions:
         5, help="scene layout grid; objects sit in distinct columns of it", min=2, max=256
     )
     texture: float = option(0.0, help="fraction of striped objects (captioned)", min=0.0, max=1.0)
+    counts: bool = option(
+        False,
+        help="add a count caption per image ('four shapes: one small and three large')",
+    )
     occlusion: float = option(
         0.0, help="fraction of objects allowed to overlap earlier ones", min=0.0, max=1.0
     )
@@ -149,7 +153,7 @@ def _embedded(options: CaptioningOptions) -> tuple[dict[str, list[CaptionedImage
                     "left; lower it or raise task.data.grid"
                 )
             rng = random.Random(f"{data.seed}/{split}/captions")
-            splits[split] = [{**s, "captions": references(s, rng)} for s in kept]
+            splits[split] = [{**s, "captions": references(s, rng, data.counts)} for s in kept]
             seen |= {_scene_key(s) for s in kept}
         return splits
 
@@ -157,6 +161,7 @@ def _embedded(options: CaptioningOptions) -> tuple[dict[str, list[CaptionedImage
         "scenes": dataclasses.asdict(scenes),
         "sizes": sizes,
         "test_split": data.test_split,
+        "counts": data.counts,
         "version": GENERATOR_VERSION,
     }
     raw, checksum = cached_json("captioning", params, build)

@@ -3,10 +3,11 @@
 Reference captions come from varied templates: the objects listed from left to right ("a
 small red circle, a large blue square and a small green triangle"), and a spatial relation
 for every pair of objects, the left one first ("there is a small red circle above a large
-blue square"). Together they state every object with all its attributes and every
-pairwise relation, so the scene facts can be read back from the references alone
-(:func:`facts_of`) — that is how the attribute metrics know the scene without any side
-channel, and how the tests check that captions say exactly what the scene holds.
+blue square"); optionally how many objects of each size. Together they state every object
+with all its attributes and every pairwise relation, so the scene facts can be read back
+from the references alone (:func:`facts_of`) — that is how the attribute metrics know the
+scene without any side channel, and how the tests check that captions say exactly what the
+scene holds.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from __future__ import annotations
 import itertools
 import random
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 from xbench_tasks.captioning.scenes import COLOURS, SHAPES, SIZES, Scene
 
 INVERSE = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
 RELATION_TEMPLATES = ("{a} {rel} {b}", "{a} is {rel} {b}", "there is {a} {rel} {b}")
+NUMBER_WORDS = ("no", "one", "two", "three", "four")
 LIST_TEMPLATES = ("{objects}", "from left to right: {objects}")
 
 Mention = tuple[str | None, str | None, str | None, str]  # size, texture, colour, shape
@@ -42,16 +45,24 @@ def _join(parts: list[str]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-def references(scene: Scene, rng: random.Random) -> list[str]:
+def count_caption(scene: Scene) -> str:
+    """How many objects of each size, e.g. "four shapes: one small and three large"."""
+    sizes = Counter(o["size"] for o in scene["objects"])
+    by_size = [f"{NUMBER_WORDS[sizes[size]]} {size}" for size in SIZES if sizes[size]]
+    return f"{NUMBER_WORDS[len(scene['objects'])]} shapes: {_join(by_size)}"
+
+
+def references(scene: Scene, rng: random.Random, counts: bool = False) -> list[str]:
     """Reference captions: the objects from left to right in each list template, then one
-    relation per pair (the left object first, template drawn from ``rng``)."""
+    relation per pair (the left object first, template drawn from ``rng``), then (with
+    ``counts``) the count caption."""
     ordered = sorted(scene["objects"], key=lambda o: o["x"])
     listed = _join([noun_phrase(o) for o in ordered])
     captions = [template.format(objects=listed) for template in LIST_TEMPLATES]
     for a, b in itertools.combinations(ordered, 2):
         template = rng.choice(RELATION_TEMPLATES)
         captions.append(template.format(a=noun_phrase(a), rel=relation(a, b), b=noun_phrase(b)))
-    return captions
+    return captions + [count_caption(scene)] if counts else captions
 
 
 _NP = (

@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from xbench.errors import UserError
+from xbench.hf import load_hf_split
 from xbench_tasks.captioning.data import CaptionedImage
 
 log = logging.getLogger(__name__)
@@ -177,16 +178,5 @@ def load_hf(
     keep_aspect: bool,
 ) -> list[CaptionedImage]:
     """An image+text dataset from the Hugging Face hub (or its local cache)."""
-    try:
-        import datasets
-    except ImportError:
-        raise UserError(
-            "loading a dataset from the Hugging Face hub needs the 'datasets' package: "
-            "pip install 'xbench[hf]'"
-        ) from None
-    source = f"dataset {name!r}" + (f" ({config})" if config else "") + f" split {split!r}"
-    try:
-        rows = datasets.load_dataset(name, config, split=split)
-    except Exception as error:  # the hub raises many kinds; all mean "cannot get that data"
-        raise UserError(f"cannot load {source}: {error}") from error
+    rows, source = load_hf_split(name, split, config)
     return rows_to_images(rows, image_column, caption_column, size, keep_aspect, source)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from xbench.errors import UserError
+from xbench.hf import load_hf_split
 from xbench_tasks.qa.examples import QAExample
 
 __all__ = ["load_squad_hf", "load_squad_json", "rows_to_examples"]
@@ -120,21 +121,9 @@ def rows_to_examples(rows: Iterable[Mapping[str, Any]], *, source: str = "rows")
 def load_squad_hf(name: str, split: str, config: str | None = None) -> list[QAExample]:
     """Load a SQuAD-format dataset from the Hugging Face hub (or its local cache).
 
-    ``datasets`` is an optional dependency, imported only here so that the core and the
-    offline loaders work without it.
+    ``datasets`` is an optional dependency (see :mod:`xbench.hf`).
     """
-    try:
-        import datasets
-    except ImportError:
-        raise UserError(
-            "loading a dataset from the Hugging Face hub needs the 'datasets' package: "
-            "pip install 'xbench[hf]'"
-        ) from None
-    source = f"dataset {name!r}" + (f" ({config})" if config else "") + f" split {split!r}"
-    try:
-        rows = datasets.load_dataset(name, config, split=split)
-    except Exception as exc:  # the hub raises many kinds; all mean "cannot get that data"
-        raise UserError(f"cannot load {source}: {exc}") from exc
+    rows, source = load_hf_split(name, split, config)
     return rows_to_examples(rows, source=source)
 
 

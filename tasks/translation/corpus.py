@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from xbench.errors import UserError
+from xbench.hf import load_hf_split
 
 Pair = tuple[str, str]
 
@@ -115,15 +116,5 @@ def load_hf(
     name: str, config: str | None, split: str, source_lang: str, target_lang: str
 ) -> list[Pair]:
     """A split of a translation dataset from the Hugging Face hub (or its local cache)."""
-    try:
-        import datasets
-    except ImportError:
-        raise UserError(
-            "task.data.source=hf needs the 'datasets' package: pip install 'xbench[hf]'"
-        ) from None
-    where = f"dataset {name!r}" + (f" ({config})" if config else "") + f" split {split!r}"
-    try:
-        rows = datasets.load_dataset(name, config, split=split)
-    except Exception as error:  # the hub raises many kinds; all mean "cannot get that data"
-        raise UserError(f"cannot load {where}: {error}") from error
+    rows, where = load_hf_split(name, split, config)
     return rows_to_pairs(rows, source_lang, target_lang, where)

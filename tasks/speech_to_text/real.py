@@ -1,0 +1,208 @@
+"""Real speech: a local folder of WAV/FLAC files with a transcript file, or an HF
+``datasets`` audio dataset (``audio`` + ``text`` columns, LibriSpeech style).
+
+Every record is decoded and checked when the task is built, before training: a file that
+cannot be read, is empty, has another sample rate (unless resampling is allowed) or has no
+transcript stops the run with a message naming it — or, when the user asked for it with
+``skip_bad_files``, is left out with a warning naming it.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from xbench.errors import UserError
+from xbench.hf import load_hf_split
+from xbench_tasks.speech_to_text.audio import BadAudio, decode_audio, log_mel
+
+log = logging.getLogger(__name__)
+AUDIO_SUFFIXES = (".wav", ".flac")
+PATH_COLUMNS = ("path", "file")
+SPLITS = ("train", "val", "test")
+Example = tuple[np.ndarray, str]
+
+
+class RecordChecker:
+    """Collects bad records; raises for them unless they may be skipped."""
+
+    def __init__(self, skip: bool) -> None:
+        self.skip = skip
+        self.bad: list[str] = []
+
+    def reject(self, where: str, reason: str) -> None:
+        if self.skip:
+            log.warning("skipping %s: %s", where, reason)
+        self.bad.append(f"{where} {reason}")
+
+    def finish(self) -> None:
+        if self.bad and not self.skip:
+            shown = "; ".join(self.bad[:5]) + (
+                f"; ... {len(self.bad) - 5} more" if len(self.bad) > 5 else ""
+            )
+            raise UserError(
+                f"{len(self.bad)} bad audio record(s): {shown} "
+                "(fix them, or set task.data.skip_bad_files=true to leave them out)"
+            )
+
+
+def examples_of(
+    records: Iterable[tuple[str, Callable[[], str | Path | bytes], str]],
+    checker: RecordChecker,
+    n_mels: int,
+    resample: bool,
+) -> list[tuple[str, Example]]:
+    """(where, (features, text)) of every good (where, audio loader, text) record."""
+    out = []
+    for where, load, text in records:
+        if not text.strip():
+            checker.reject(where, "has an empty transcript")
+            continue
+        try:
+            wave = decode_audio(load(), resample)
+        except BadAudio as error:
+            checker.reject(where, str(error))
+            continue
+        except OSError as error:
+            checker.reject(where, f"cannot be read ({error.strerror or error})")
+            continue
+        out.append((where, (log_mel(wave, n_mels), text)))
+    return out
+
+
+def _read_transcript(path: Path) -> tuple[list[dict[str, str]], str]:
+    if not path.is_file():
+        raise UserError(f"transcript file not found: {path}")
+    delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.DictReader(handle, delimiter=delimiter))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise UserError(f"transcript file {path} cannot be parsed: {error}") from None
+    columns = set(rows[0]) if rows else set()
+    path_column = next((c for c in PATH_COLUMNS if c in columns), None)
+    if path_column is None or "text" not in columns:
+        raise UserError(
+            f"transcript file {path} needs a header with a 'path' (or 'file') column and a "
+            f"'text' column; found: {', '.join(sorted(columns)) or 'no rows'}"
+        )
+    return rows, path_column
+
+
+def load_folder(
+    folder: str,
+    transcript: str,
+    n_mels: int,
+    resample: bool,
+    skip_bad_files: bool,
+    split_fractions: tuple[float, float],
+    seed: int,
+) -> dict[str, list[Example]]:
+    """Examples per split from ``folder`` and its transcript (CSV, or TSV by suffix).
+
+    Paths in the transcript are relative to ``folder``. An optional ``split`` column
+    (train/val/test) fixes the splits; otherwise a seeded shuffle holds out
+    ``split_fractions`` (val, test) of the files.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise UserError(f"task.data.path={folder!r} is not a folder")
+    transcript_path = root / transcript
+    rows, path_column = _read_transcript(transcript_path)
+    checker = RecordChecker(skip_bad_files)
+    listed, records, split_of = set(), [], {}
+    for line, row in enumerate(rows, start=2):
+        name = (row.get(path_column) or "").strip()
+        where = f"{transcript_path}:{line} ({name or 'no path'})"
+        if not name:
+            checker.reject(where, "has no audio path")
+            continue
+        audio = (root / name).resolve()
+        listed.add(audio)
+        if not audio.is_file():
+            checker.reject(str(audio), f"is listed in {transcript_path}:{line} but does not exist")
+            continue
+        split = (row.get("split") or "").strip()
+        if split and split not in SPLITS:
+            raise UserError(f"{where}: split {split!r} is not one of {', '.join(SPLITS)}")
+        split_of[str(audio)] = split
+        records.append((str(audio), lambda a=audio: a, row.get("text") or ""))
+    for audio in sorted(p.resolve() for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES):
+        if audio not in listed:
+            checker.reject(str(audio), f"has no transcript row in {transcript_path}")
+    examples = examples_of(records, checker, n_mels, resample)
+    checker.finish()
+    if any(split_of.values()):
+        splits = {s: [ex for where, ex in examples if split_of[where] == s] for s in SPLITS}
+    else:
+        splits = _random_splits([ex for _, ex in examples], split_fractions, seed)
+    _check_sizes(splits, str(root))
+    return splits
+
+
+def _random_splits(
+    examples: list[Example], fractions: tuple[float, float], seed: int
+) -> dict[str, list[Example]]:
+    order = np.random.default_rng(seed).permutation(len(examples))
+    n_val, n_test = (max(1, round(f * len(examples))) for f in fractions)
+    chosen = [examples[i] for i in order]
+    return {
+        "val": chosen[:n_val],
+        "test": chosen[n_val : n_val + n_test],
+        "train": chosen[n_val + n_test :],
+    }
+
+
+def _check_sizes(splits: dict[str, list[Example]], where: str) -> None:
+    empty = [s for s in SPLITS if not splits[s]]
+    if empty:
+        raise UserError(f"{where}: no usable audio for split(s) {', '.join(empty)}")
+
+
+def load_hf(
+    name: str,
+    config: str | None,
+    split_names: dict[str, str],
+    audio_column: str,
+    text_column: str,
+    n_mels: int,
+    resample: bool,
+    skip_bad_files: bool,
+) -> dict[str, list[Example]]:
+    """Examples per split of an HF audio dataset; audio is decoded here with soundfile
+    (the column is read undecoded), so every source goes through the same checks."""
+    checker, splits = RecordChecker(skip_bad_files), {}
+    for split, hf_split in split_names.items():
+        table, _ = load_hf_split(name, hf_split, config)
+        import datasets  # present: load_hf_split has imported it
+
+        missing = [c for c in (audio_column, text_column) if c not in table.column_names]
+        if missing:
+            raise UserError(
+                f"HF dataset {name!r} has no column(s) {', '.join(missing)}; "
+                f"columns: {', '.join(table.column_names)}"
+            )
+        table = table.cast_column(audio_column, datasets.Audio(decode=False))
+        records = hf_records(f"{name}[{hf_split}]", table, audio_column, text_column)
+        splits[split] = [ex for _, ex in examples_of(records, checker, n_mels, resample)]
+    checker.finish()
+    _check_sizes(splits, f"HF dataset {name!r}")
+    return splits
+
+
+def hf_records(
+    where: str, rows: Iterable[dict], audio_column: str, text_column: str
+) -> Iterator[tuple[str, Callable[[], str | bytes], str]]:
+    """(where, audio loader, text) of rows whose audio is HF's undecoded form
+    ``{"bytes": ..., "path": ...}`` (bytes win; a path alone is read from disk)."""
+    for i, row in enumerate(rows):
+        audio = row[audio_column] or {}
+        yield (
+            f"{where} row {i} ({audio.get('path') or 'no path'})",
+            lambda audio=audio: audio.get("bytes") or audio.get("path") or b"",
+            str(row[text_column] or ""),
+        )
