@@ -126,12 +126,23 @@ def sweep_command(*extra: str) -> list[str]:
     return [sys.executable, "-m", "xbench.cli", "run", "-m", backends, "task=qa", *extra]
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kill", [signal.SIGINT, signal.SIGKILL])
 def test_a_killed_sweep_resumes_with_every_finished_cell(tmp_path, kill):
     args = sweep_command("trainer=debug", "logger=none", "threads=1", *SMALL_QA)
     runs = tmp_path / "runs" / "multirun"
-    first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(
+        args,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        # Ctrl-C reaches a foreground sweep; a shell running these tests in the background
+        # ignores SIGINT, and its children would inherit that.
+        preexec_fn=_default_sigint,
+    )
     deadline = time.monotonic() + 300
     while not list(runs.glob("*/*/result.json")) and time.monotonic() < deadline:
         assert first.poll() is None, "the sweep ended before it could be killed"
