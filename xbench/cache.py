@@ -30,22 +30,34 @@ def key_of(params: Any) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def cached_json(namespace: str, params: Any, build: Callable[[], Any]) -> tuple[Any, str]:
-    """Load ``build()``'s JSON result for ``params`` from the cache, building it if needed.
-
-    Returns the data and its sha256 checksum (the data revision stored in run records).
-    """
-    path = cache_root() / namespace / f"{key_of(params)}.json"
+def cached_bytes(
+    namespace: str, params: Any, suffix: str, build: Callable[[], bytes]
+) -> tuple[bytes, str]:
+    """The stored bytes for ``params`` (``build()`` and stored when missing or corrupt)
+    and their sha256 checksum (the data revision stored in run records)."""
+    path = cache_root() / namespace / f"{key_of(params)}{suffix}"
     checksum_path = path.with_suffix(".sha256")
     if path.exists() and checksum_path.exists():
         payload = path.read_bytes()
         checksum = hashlib.sha256(payload).hexdigest()
         if checksum == checksum_path.read_text().strip():
-            return json.loads(payload)["data"], checksum
+            return payload, checksum
         log.warning("cache file %s failed its checksum; rebuilding it", path)
-    data = build()
-    payload = json.dumps({"params": params, "data": data}, sort_keys=True).encode()
+    payload = build()
     checksum = hashlib.sha256(payload).hexdigest()
     write_atomic(path, payload)
     write_atomic(checksum_path, checksum.encode())
-    return data, checksum
+    return payload, checksum
+
+
+def cached_json(namespace: str, params: Any, build: Callable[[], Any]) -> tuple[Any, str]:
+    """Load ``build()``'s JSON result for ``params`` from the cache, building it if needed.
+
+    Returns the data and its sha256 checksum (the data revision stored in run records).
+    """
+
+    def build_payload() -> bytes:
+        return json.dumps({"params": params, "data": build()}, sort_keys=True).encode()
+
+    payload, checksum = cached_bytes(namespace, params, ".json", build_payload)
+    return json.loads(payload)["data"], checksum

@@ -1,22 +1,13 @@
-"""Binary companion of :func:`xbench.cache.cached_json` for arrays (audio features).
-
-Same contract: one file per parameter set, a sha256 checksum beside it, verified on every
-load; a file that fails it is rebuilt, never trusted. Writes are atomic.
-"""
+"""Arrays (audio features) in xbench's checksummed cache, as one ``.npz`` per parameter set."""
 
 from __future__ import annotations
 
-import hashlib
 import io
-import logging
 from collections.abc import Callable
 
 import numpy as np
 
-from xbench.atomic import write_atomic
-from xbench.cache import cache_root, key_of
-
-log = logging.getLogger(__name__)
+from xbench.cache import cached_bytes
 
 
 def cached_arrays(
@@ -24,20 +15,13 @@ def cached_arrays(
 ) -> tuple[dict[str, np.ndarray], str]:
     """``build()``'s arrays for ``params`` from the cache (built if needed), and the
     sha256 of the stored file (the data revision stored in run records)."""
-    path = cache_root() / namespace / f"{key_of(params)}.npz"
-    checksum_path = path.with_suffix(".sha256")
-    if path.exists() and checksum_path.exists():
-        payload = path.read_bytes()
-        checksum = hashlib.sha256(payload).hexdigest()
-        if checksum == checksum_path.read_text().strip():
-            return _load(payload), checksum
-        log.warning("cache file %s failed its checksum; rebuilding it", path)
-    buffer = io.BytesIO()
-    np.savez(buffer, **build())
-    payload = buffer.getvalue()
-    checksum = hashlib.sha256(payload).hexdigest()
-    write_atomic(path, payload)
-    write_atomic(checksum_path, checksum.encode())
+
+    def build_payload() -> bytes:
+        buffer = io.BytesIO()
+        np.savez(buffer, **build())
+        return buffer.getvalue()
+
+    payload, checksum = cached_bytes(namespace, params, ".npz", build_payload)
     return _load(payload), checksum
 
 
