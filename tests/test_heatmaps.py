@@ -22,6 +22,7 @@ from xbench.heatmaps import (
     HeatmapOptions,
     attention_maps,
     cross_attention_weights,
+    first_examples,
     generated_length,
     heatmap_callbacks,
     write_heatmaps,
@@ -105,6 +106,36 @@ def test_a_row_is_the_weights_of_the_query_that_produced_its_token():
 def test_generated_length_stops_after_the_first_eos():
     assert generated_length(torch.tensor([5, 6, 2, 0, 0]), eos_id=2) == 3
     assert generated_length(torch.tensor([5, 6, 7]), eos_id=2) == 3
+
+
+def test_only_the_drawn_examples_are_cut_from_the_batch():
+    frames, lengths, step = torch.randn(5, 7, 3), torch.tensor([7, 6, 5, 4, 3]), torch.tensor(2)
+    batch = {
+        "source": {"audio": (frames, lengths), "step": step},
+        "prompt": torch.ones(5, 2, dtype=torch.long),
+        "target": torch.ones(5, 4, dtype=torch.long),
+        "references": [["a"], ["b"], ["c"], ["d"], ["e"]],
+    }
+    cut = first_examples(batch, 2)
+    assert torch.equal(cut["source"]["audio"][0], frames[:2])
+    assert torch.equal(cut["source"]["audio"][1], lengths[:2])
+    assert cut["source"]["step"] is step, "a tensor without the batch dimension stays whole"
+    assert cut["prompt"].shape == (2, 2) and cut["target"].shape == (2, 4)
+    assert cut["references"] == [["a"], ["b"]] and len(batch["references"]) == 5
+
+
+def test_maps_of_the_cut_batch_equal_those_of_the_whole_batch():
+    model = _text_model(seed=5).eval()
+    source = _padded_sources([8, 3, 6, 2, 7], model.embedding.num_embeddings, seed=1)
+    prompt = torch.tensor([[0, 4], [5, 6], [0, 7], [8, 9], [0, 4]])
+    with torch.no_grad():
+        ids = model.generate(source, 1, 2, 5, prompt)
+        whole, _ = cross_attention_weights(model, source, ids, 1, prompt, examples=2)
+        cut = first_examples({"source": source, "prompt": prompt}, 2)
+        cut_ids = model.generate(cut["source"], 1, 2, 5, cut["prompt"])
+        part, _ = cross_attention_weights(model, cut["source"], cut_ids, 1, cut["prompt"])
+    assert torch.equal(ids[:2], cut_ids)
+    torch.testing.assert_close(whole, part)
 
 
 def _module(task: Task, model: EncoderDecoder) -> Seq2SeqModule:

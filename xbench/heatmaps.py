@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import move_data_to_device, rank_zero_warn
+from lightning_utilities.core.apply_func import apply_to_collection
 from torch import Tensor
 
 from xbench.lightning_module import Seq2SeqModule
@@ -80,6 +81,23 @@ def generated_length(ids: Tensor, eos_id: int) -> int:
     return int(ends[0, 0]) + 1 if len(ends) else int(ids.shape[0])
 
 
+def first_examples(batch: dict, examples: int) -> dict:
+    """The batch cut to its first ``examples`` items, so only those are decoded: every
+    tensor whose first dimension is the batch size is sliced (padding widths stay, so each
+    item's tensors are unchanged), as are the references."""
+    leaves: list[Tensor] = []
+    apply_to_collection(batch["source"], Tensor, leaves.append)
+    size = leaves[0].shape[0]
+
+    def cut(tensor: Tensor) -> Tensor:
+        return tensor[:examples] if tensor.dim() and tensor.shape[0] == size else tensor
+
+    cut_batch = apply_to_collection(batch, Tensor, cut)
+    if "references" in batch:
+        cut_batch["references"] = batch["references"][:examples]
+    return cut_batch
+
+
 def token_label(tokenizer: Tokenizer, token: int) -> str:
     """A token's text; special tokens (which decode to nothing) by name or id."""
     specials = {tokenizer.pad_id: "<pad>", tokenizer.bos_id: "<bos>", tokenizer.eos_id: "<eos>"}
@@ -103,6 +121,7 @@ def attention_maps(
     caller puts the module in eval mode and turns gradients off."""
     model, task = module.model, module.task
     tokenizer = task.tokenizer
+    batch = first_examples(batch, examples)
     device_batch = move_data_to_device(batch, module.device)
     source, prompt = device_batch["source"], device_batch.get("prompt")
     ids = model.generate(source, tokenizer.bos_id, tokenizer.eos_id, module.max_new_tokens, prompt)
