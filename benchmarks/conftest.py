@@ -21,11 +21,6 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("backend_name", sorted(get_registry().backends))
 
 
-@pytest.fixture(scope="session")
-def device() -> torch.device:
-    return DEVICE
-
-
 @pytest.fixture
 def backend(backend_name):
     """The backend built with its default options."""

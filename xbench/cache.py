@@ -30,12 +30,17 @@ def key_of(params: Any) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def cache_path(namespace: str, params: Any, suffix: str) -> Path:
+    """Where :func:`cached_bytes` keeps the file for ``params`` (for tools that need a path)."""
+    return cache_root() / namespace / f"{key_of(params)}{suffix}"
+
+
 def cached_bytes(
     namespace: str, params: Any, suffix: str, build: Callable[[], bytes]
 ) -> tuple[bytes, str]:
     """The stored bytes for ``params`` (``build()`` and stored when missing or corrupt)
     and their sha256 checksum (the data revision stored in run records)."""
-    path = cache_root() / namespace / f"{key_of(params)}{suffix}"
+    path = cache_path(namespace, params, suffix)
     checksum_path = path.with_suffix(".sha256")
     if path.exists() and checksum_path.exists():
         payload = path.read_bytes()

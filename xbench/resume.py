@@ -9,7 +9,6 @@ from typing import Any
 
 from xbench import __version__
 from xbench.results import RunResult, config_hash, find_results
-from xbench.revision import run_revision
 from xbench.runner import RunPlan
 
 
@@ -26,7 +25,7 @@ def finished_record(plan: RunPlan, search_root: Path) -> tuple[Path, RunResult] 
     """
     if not search_root.exists():
         return None
-    wanted = (config_hash(plan.config), __version__, run_revision(plan))
+    wanted = (config_hash(plan.config), __version__, plan.revision)
     matches = [
         (path, record)
         for path, record in find_results([search_root])

@@ -3,6 +3,7 @@ measure, and write the run record (always — a failed run is a typed record too
 
 from __future__ import annotations
 
+import functools
 import logging
 import resource
 import shutil
@@ -48,6 +49,11 @@ class RunPlan:
     optim: OptimConfig
     heatmaps: HeatmapOptions
     config: dict[str, Any]
+
+    @functools.cached_property
+    def revision(self) -> dict[str, str | None]:
+        """What code and inputs this run uses (hashed once: resume and the record share it)."""
+        return run_revision(self)
 
 
 def plan_run(config: dict[str, Any], registry: Registry) -> RunPlan:
@@ -107,7 +113,7 @@ def execute(plan: RunPlan, run_dir: Path) -> RunResult:
         model={"name": config["model"].get("name"), **asdict(plan.model)},
         seed=int(config.get("seed", 0)),
         config=config,
-        revision=run_revision(plan),
+        revision=plan.revision,
     )
     logger = None
     try:

@@ -52,15 +52,18 @@ class WordTokenizer:
         return [self.index.get(w, self.unk_id) for w in split_words(text)]
 
     def decode(self, ids: Sequence[int]) -> str:
-        words = []
-        for i in ids:
-            i = int(i)
+        text = _NO_SPACE_BEFORE.sub(r"\1", " ".join(self.tokens(ids)))
+        return _NO_SPACE_AFTER.sub(r"\1", text)
+
+    def tokens(self, ids: Sequence[int]) -> list[str]:
+        """The tokens of ``ids`` up to the first EOS, special tokens dropped."""
+        tokens = []
+        for i in map(int, ids):
             if i == self.eos_id:
                 break
-            if i >= len(self.SPECIALS) and i < len(self.words):
-                words.append(self.words[i])
-        text = _NO_SPACE_BEFORE.sub(r"\1", " ".join(words))
-        return _NO_SPACE_AFTER.sub(r"\1", text)
+            if len(self.SPECIALS) <= i < len(self.words):
+                tokens.append(self.words[i])
+        return tokens
 
 
 def sinusoidal_positions(length: int, dim: int, device=None) -> Tensor:

@@ -43,7 +43,8 @@ def sweep_group(settings: dict[str, Any], sweep_dir: Path) -> str:
     return settings.get("group") or Path(sweep_dir).name
 
 
-def _settings():
+def run_settings():
+    """wandb settings every xbench run uses: a bounded start, no console capture."""
     import wandb
 
     return wandb.Settings(init_timeout=30, silent=True, console="off")
@@ -64,7 +65,7 @@ def make_wandb_logger(settings: dict[str, Any], run_dir: Path, run_id: str, conf
         save_dir=str(run_dir),
         mode=mode,
         config=config,
-        settings=_settings(),
+        settings=run_settings(),
     )
 
 
@@ -99,7 +100,7 @@ def log_leaderboard(
         name=f"leaderboard-{group}",
         dir=str(run_dir),
         mode=mode,
-        settings=_settings(),
+        settings=run_settings(),
     )
     for board in boards:
         records = data_records(board)

@@ -146,7 +146,8 @@ def _embedded(options: CaptioningOptions) -> tuple[dict[str, list[CaptionedImage
         for split in ("test", "val", "train"):  # evaluation splits first; train avoids them
             compositional = split == "test" and data.test_split == "compositional"
             candidates = sample_split(scenes, split, 2 * sizes[split], compositional)
-            kept = [s for s in candidates if _scene_key(s) not in seen][: sizes[split]]
+            keyed = [(s, k) for s in candidates if (k := _scene_key(s)) not in seen]
+            kept = [s for s, _ in keyed[: sizes[split]]]
             if len(kept) < sizes[split]:
                 raise UserError(
                     f"task.data.{split}_size={sizes[split]} is more than the distinct layouts "
@@ -154,7 +155,7 @@ def _embedded(options: CaptioningOptions) -> tuple[dict[str, list[CaptionedImage
                 )
             rng = random.Random(f"{data.seed}/{split}/captions")
             splits[split] = [{**s, "captions": references(s, rng, data.counts)} for s in kept]
-            seen |= {_scene_key(s) for s in kept}
+            seen |= {k for _, k in keyed[: sizes[split]]}
         return splits
 
     params = {

@@ -70,6 +70,7 @@ _NP = (
     rf"(?:({'|'.join(COLOURS)}) )?({'|'.join(SHAPES)})\b"
 )
 _NP_RE = re.compile(_NP)
+_WORD = re.compile(r"\w+")
 _RELATION_RE = re.compile(rf"({_NP}) (?:is )?(left of|right of|above|below) ({_NP})")
 
 
@@ -88,9 +89,14 @@ class Facts:
     relations: tuple[tuple[Mention, str, Mention], ...]
 
 
+def caption_words(text: str) -> str:
+    """Lower-cased words joined by single spaces, punctuation dropped."""
+    return " ".join(_WORD.findall(text.lower()))
+
+
 def parse(caption: str) -> Facts:
     """The object mentions and relation statements of one caption (lower-case words)."""
-    text = " ".join(re.findall(r"\w+", caption.lower()))
+    text = caption_words(caption)
     mentions = tuple(_mention(m) for m in _NP_RE.finditer(text))
     relations = []
     for m in _RELATION_RE.finditer(text):

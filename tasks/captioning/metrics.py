@@ -10,7 +10,6 @@ coco-caption's Java PTB tokenizer, which drops punctuation the same way.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import torch
@@ -18,14 +17,7 @@ from pycocoevalcap.cider.cider import Cider
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.text import BLEUScore
 
-from xbench_tasks.captioning.captions import facts_of, matches, parse
-
-_WORD = re.compile(r"\w+")
-
-
-def caption_words(text: str) -> str:
-    """Lower-cased words joined by single spaces, punctuation dropped."""
-    return " ".join(_WORD.findall(text.lower()))
+from xbench_tasks.captioning.captions import caption_words, facts_of, matches, parse
 
 
 class CaptionCorpus(Metric):

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import sentencepiece as spm
 
-from xbench.atomic import write_atomic
-from xbench.cache import cache_root, key_of
+from xbench.cache import cache_path, cached_bytes
+
+SUBWORD_CACHE = "translation/subword"
 
 
 class SubwordTokenizer:
@@ -53,26 +54,25 @@ def train_subword_model(sentences: Iterable[str], vocab_size: int, data_key: str
     ``data_key`` identifies the training data (its checksum); with ``vocab_size`` it names
     the cached model. Training is single-threaded so the same data gives the same model.
     """
-    path = cache_root() / "translation" / "subword" / f"{key_of([data_key, vocab_size])}.model"
-    if path.exists():
-        try:
-            return SubwordTokenizer(path).model_path
-        except (RuntimeError, OSError):
-            pass  # a damaged file: train again
-    model = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(sentences),
-        model_writer=model,
-        model_type="unigram",
-        vocab_size=vocab_size,
-        hard_vocab_limit=False,  # a small corpus may not support the full size
-        character_coverage=1.0,
-        pad_id=0,
-        bos_id=1,
-        eos_id=2,
-        unk_id=3,
-        num_threads=1,
-        minloglevel=2,
-    )
-    write_atomic(path, model.getvalue())
-    return path
+
+    def train() -> bytes:
+        model = io.BytesIO()
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(sentences),
+            model_writer=model,
+            model_type="unigram",
+            vocab_size=vocab_size,
+            hard_vocab_limit=False,  # a small corpus may not support the full size
+            character_coverage=1.0,
+            pad_id=0,
+            bos_id=1,
+            eos_id=2,
+            unk_id=3,
+            num_threads=1,
+            minloglevel=2,
+        )
+        return model.getvalue()
+
+    params = [data_key, vocab_size]
+    cached_bytes(SUBWORD_CACHE, params, ".model", train)
+    return cache_path(SUBWORD_CACHE, params, ".model")

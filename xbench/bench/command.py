@@ -23,6 +23,7 @@ from rich.console import Console
 
 from xbench.backend import AttentionBackend
 from xbench.bench import analysis, grid, output, timing
+from xbench.config import OUTPUT_ENV
 from xbench.errors import UserError
 from xbench.registry import Registry
 
@@ -145,7 +146,7 @@ def _compose(overrides: list[str], backends: list[str], installed: list[str]) ->
         "backends": installed,
         "bench": dataclasses.asdict(grid.BenchSettings()),
         "threads": None,
-        "output_root": "${oc.env:XBENCH_OUTPUT_DIR,xbench_runs}",
+        "output_root": f"${{oc.env:{OUTPUT_ENV},xbench_runs}}",
         "output_dir": "${output_root}/bench/${now:%Y-%m-%d_%H-%M-%S}_${bench.preset}",
     }
     ConfigStore.instance().store(name=PRIMARY, node=primary)

@@ -257,7 +257,7 @@ def log_to_wandb(report: dict[str, Any], settings: dict[str, Any], files: list[P
     summary, the plots as images. Offline without credentials (``logger.mode=auto``)."""
     import wandb
 
-    from xbench.wandb_logging import resolve_mode
+    from xbench.wandb_logging import resolve_mode, run_settings
 
     out_dir = files[0].parent
     run = wandb.init(
@@ -270,7 +270,7 @@ def log_to_wandb(report: dict[str, Any], settings: dict[str, Any], files: list[P
         dir=str(out_dir),
         mode=resolve_mode(settings.get("mode", "auto")),
         config={"bench": report["settings"], "backends": report["backends"]},
-        settings=wandb.Settings(init_timeout=30, silent=True, console="off"),
+        settings=run_settings(),
     )
     try:
         rows = [flat_row(p) for p in report["points"]]

@@ -82,7 +82,7 @@ class Inputs:
 
 def input_bytes(shape: Shape) -> int:
     """Bytes of q, k, v and the output: what any kernel must at least read and write."""
-    element = torch.empty((), dtype=DTYPES[shape.dtype]).element_size()
+    element = DTYPES[shape.dtype].itemsize
     elements = shape.batch * shape.heads * shape.head_dim * 2 * (shape.nq + shape.nk)
     return elements * element
 
@@ -181,8 +181,9 @@ def bare_time_ms(fn: Callable[[], Any], device: torch.device, warmup: int, repea
         try:
             from triton.testing import do_bench
         except ImportError:
-            return time_call(fn, device, warmup, repeats)["median"]
-        return float(do_bench(fn, warmup=25, rep=100, return_mode="median"))
+            pass
+        else:
+            return float(do_bench(fn, warmup=25, rep=100, return_mode="median"))
     return time_call(fn, device, warmup, repeats)["median"]
 
 
