@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import DEVICE
 
-from xbench.measure import FLOPS_CONVENTION, attention_flops
+from xbench.measure.primitives import FLOPS_CONVENTION, attention_flops
 
 if DEVICE.type == "cuda":
     DTYPE = torch.bfloat16

@@ -18,8 +18,8 @@ from torch import Tensor
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import xbench
-from xbench.backend import AttentionBackend, BackendSpec
-from xbench.options import option
+from xbench.api.backend import AttentionBackend, BackendSpec
+from xbench.api.options import option
 
 KERNELS = {
     "cudnn": SDPBackend.CUDNN_ATTENTION,

@@ -32,8 +32,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import xbench
-from xbench.backend import AttentionBackend, BackendSpec, default_scale
-from xbench.options import option
+from xbench.api.backend import AttentionBackend, BackendSpec, default_scale
+from xbench.api.options import option
 
 FEATURE_MAPS = ("elu", "favor")
 

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 import xbench
-from xbench.backend import AttentionBackend, BackendSpec, masked_softmax_weights
+from xbench.api.backend import AttentionBackend, BackendSpec, masked_softmax_weights
 
 
 @dataclass

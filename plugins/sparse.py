@@ -32,8 +32,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import xbench
-from xbench.backend import AttentionBackend, BackendSpec, default_scale
-from xbench.options import option
+from xbench.api.backend import AttentionBackend, BackendSpec, default_scale
+from xbench.api.options import option
 from xbench_plugins.sparse_patterns import PATTERNS, block_count, block_layout, element_mask
 
 # Timed calls per implementation when FlexAttention is raced against the blocks path.
@@ -187,7 +187,7 @@ class SparseAttention(AttentionBackend):
     def _faster_route(self, q, k, v, layout, block_mask, key_padding_mask, scale) -> str:
         """Time FlexAttention against the ``blocks`` path (fused SDPA on views) once per input
         signature and keep the faster: on banded layouts the dense kernels on views can win."""
-        from xbench.measure import time_call
+        from xbench.measure.primitives import time_call
 
         groups = self._row_groups(layout, q.shape[2], k.shape[2], q.device)
         attend = compiled_flex_attention()

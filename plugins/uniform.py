@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 import xbench
-from xbench.backend import AttentionBackend, BackendSpec
+from xbench.api.backend import AttentionBackend, BackendSpec
 
 
 @dataclass

@@ -14,11 +14,11 @@ from typing import Any
 
 import pluggy
 
-from xbench import PROJECT_NAME, hookspecs
-from xbench.backend import BackendSpec
-from xbench.errors import PluginError, UserError
-from xbench.options import check_options_class
-from xbench.task import TaskSpec
+from xbench.api import hooks
+from xbench.api.backend import BackendSpec
+from xbench.api.errors import PluginError, UserError
+from xbench.api.options import check_options_class
+from xbench.api.task import TaskSpec
 
 ENTRY_POINT_GROUP = "xbench"
 DISABLE_ENV = "XBENCH_DISABLE_PLUGINS"
@@ -71,8 +71,8 @@ def load_registry(
     ``extra_plugins`` are ``(name, module_or_object)`` pairs registered in-process (tests,
     notebooks); entry points of group ``xbench`` are loaded unless disabled.
     """
-    pm = pluggy.PluginManager(PROJECT_NAME)
-    pm.add_hookspecs(hookspecs)
+    pm = pluggy.PluginManager(hooks.PROJECT_NAME)
+    pm.add_hookspecs(hooks)
     origins: dict[str, tuple[str | None, str | None]] = {}
     skip = disabled_plugins()
     if use_entry_points:

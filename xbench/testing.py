@@ -1,5 +1,5 @@
 """The conformance kit: a pytest suite that a backend author subclasses to show that a
-backend keeps the contract of :mod:`xbench.backend` (the model is pandas' extension base
+backend keeps the contract of :mod:`xbench.api.backend` (the model is pandas' extension base
 tests). Passing it is what lets a backend's figures sit next to the others on a leaderboard.
 
 Use it from any test module::
@@ -53,8 +53,8 @@ import pytest
 import torch
 from torch import Tensor
 
-from xbench.backend import AttentionBackend, BackendSpec, default_scale
-from xbench.options import build_options
+from xbench.api.backend import AttentionBackend, BackendSpec, default_scale
+from xbench.api.options import build_options
 from xbench.registry import Registry, get_registry, load_registry
 
 __all__ = [

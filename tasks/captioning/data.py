@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from xbench.data import pad
-from xbench.text import WordTokenizer
+from xbench.taskkit.data import pad
+from xbench.taskkit.text import WordTokenizer
 
 
 @dataclass(frozen=True)

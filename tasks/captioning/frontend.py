@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from xbench.text import sinusoidal_positions
+from xbench.taskkit.text import sinusoidal_positions
 
 
 def patch_grid(height: int, width: int, patch: int) -> tuple[int, int]:

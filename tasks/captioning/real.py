@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from xbench.errors import UserError
-from xbench.hf import load_hf_split
+from xbench.api.errors import UserError
+from xbench.taskkit.hf import load_hf_split
 from xbench_tasks.captioning.data import CaptionedImage
 
 log = logging.getLogger(__name__)

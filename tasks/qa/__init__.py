@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from functools import partial
 
 import xbench
-from xbench.cache import cached_json
-from xbench.data import SplitDataModule
-from xbench.errors import UserError
-from xbench.options import option
-from xbench.task import Task, TaskSpec
-from xbench.text import TokenFrontend, WordTokenizer
+from xbench.api.errors import UserError
+from xbench.api.options import option
+from xbench.api.task import Task, TaskSpec
+from xbench.taskkit.cache import cached_json
+from xbench.taskkit.data import SplitDataModule
+from xbench.taskkit.text import TokenFrontend, WordTokenizer
 from xbench_tasks.qa.data import EncodedQA, collate_qa
 from xbench_tasks.qa.examples import QAExample
 from xbench_tasks.qa.generator import GENERATOR_VERSION, QAGeneratorOptions, generate_split

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import torch
 
-from xbench.data import pad
-from xbench.text import WordTokenizer
+from xbench.taskkit.data import pad
+from xbench.taskkit.text import WordTokenizer
 from xbench_tasks.qa.examples import QAExample
 
 

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from xbench.errors import UserError
-from xbench.hf import load_hf_split
+from xbench.api.errors import UserError
+from xbench.taskkit.hf import load_hf_split
 from xbench_tasks.qa.examples import QAExample
 
 __all__ = ["load_squad_hf", "load_squad_json", "rows_to_examples"]
@@ -121,7 +121,7 @@ def rows_to_examples(rows: Iterable[Mapping[str, Any]], *, source: str = "rows")
 def load_squad_hf(name: str, split: str, config: str | None = None) -> list[QAExample]:
     """Load a SQuAD-format dataset from the Hugging Face hub (or its local cache).
 
-    ``datasets`` is an optional dependency (see :mod:`xbench.hf`).
+    ``datasets`` is an optional dependency (see :mod:`xbench.taskkit.hf`).
     """
     rows, source = load_hf_split(name, split, config)
     return rows_to_examples(rows, source=source)

@@ -14,11 +14,11 @@ from functools import partial
 import torch
 
 import xbench
-from xbench.data import SplitDataModule
-from xbench.errors import UserError
-from xbench.options import option
-from xbench.task import Task, TaskSpec
-from xbench.text import WordTokenizer
+from xbench.api.errors import UserError
+from xbench.api.options import option
+from xbench.api.task import Task, TaskSpec
+from xbench.taskkit.data import SplitDataModule
+from xbench.taskkit.text import WordTokenizer
 from xbench_tasks.speech_to_text.corpus import CorpusSpec, load_corpus
 from xbench_tasks.speech_to_text.data import EncodedSpeech, collate
 from xbench_tasks.speech_to_text.frontend import ConvSubsampling, subsampled_lengths

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from xbench.data import pad
-from xbench.task import Tokenizer
+from xbench.api.task import Tokenizer
+from xbench.taskkit.data import pad
 
 
 class EncodedSpeech(Dataset):

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from xbench.text import sinusoidal_positions
+from xbench.taskkit.text import sinusoidal_positions
 
 KERNEL, STRIDE, PADDING = 3, 2, 1
 

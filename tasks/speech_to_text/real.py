@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from xbench.errors import UserError
-from xbench.hf import load_hf_split
+from xbench.api.errors import UserError
+from xbench.taskkit.hf import load_hf_split
 from xbench_tasks.speech_to_text.audio import BadAudio, decode_audio, log_mel
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from xbench.cache import cached_bytes
+from xbench.taskkit.cache import cached_bytes
 
 
 def cached_arrays(

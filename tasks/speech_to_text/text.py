@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from xbench.text import WordTokenizer
+from xbench.taskkit.text import WordTokenizer
 
 _APOSTROPHES = re.compile(r"['’`]")
 _NOT_WORD = re.compile(r"[\W_]+")
@@ -20,7 +20,7 @@ def normalise(text: str) -> str:
 
 class CharTokenizer(WordTokenizer):
     """One token per character of normalised text (space included); ids 0-3 are the
-    specials of :class:`xbench.text.WordTokenizer`."""
+    specials of :class:`xbench.taskkit.text.WordTokenizer`."""
 
     def __init__(self, chars: Iterable[str]) -> None:
         super().__init__(sorted(set(chars) - set(self.SPECIALS)))

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from functools import partial
 
 import xbench
-from xbench.cache import cached_json
-from xbench.data import SplitDataModule
-from xbench.errors import UserError
-from xbench.options import option
-from xbench.task import Task, TaskSpec
-from xbench.text import TokenFrontend
+from xbench.api.errors import UserError
+from xbench.api.options import option
+from xbench.api.task import Task, TaskSpec
+from xbench.taskkit.cache import cached_json
+from xbench.taskkit.data import SplitDataModule
+from xbench.taskkit.text import TokenFrontend
 from xbench_tasks.translation import corpus
 from xbench_tasks.translation.corpus import Pair
 from xbench_tasks.translation.data import EncodedPairs, collate_pairs

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from xbench.errors import UserError
-from xbench.hf import load_hf_split
+from xbench.api.errors import UserError
+from xbench.taskkit.hf import load_hf_split
 
 Pair = tuple[str, str]
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from xbench.data import pad
+from xbench.taskkit.data import pad
 from xbench_tasks.translation.tokenizer import SubwordTokenizer
 
 

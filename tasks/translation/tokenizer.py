@@ -13,7 +13,7 @@ from pathlib import Path
 
 import sentencepiece as spm
 
-from xbench.cache import cache_path, cached_bytes
+from xbench.taskkit.cache import cache_path, cached_bytes
 
 SUBWORD_CACHE = "translation/subword"
 

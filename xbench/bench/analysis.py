@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from xbench.api.errors import UserError
 from xbench.bench.grid import Shape, series_key
-from xbench.errors import UserError
 
 
 def fit_exponent(lengths: list[float], values: list[float]) -> float | None:

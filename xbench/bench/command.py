@@ -21,10 +21,10 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from xbench.backend import AttentionBackend
+from xbench.api.backend import AttentionBackend
+from xbench.api.errors import UserError
 from xbench.bench import analysis, grid, output, timing
-from xbench.config import OUTPUT_ENV
-from xbench.errors import UserError
+from xbench.config.compose import OUTPUT_ENV
 from xbench.registry import Registry
 
 PRIMARY = "xbench_bench"
@@ -67,7 +67,7 @@ def bench_command(args: list[str]) -> int:
 
 def usage() -> str:
     """The presets and every ``bench.<setting>`` with its default and meaning."""
-    from xbench.options import describe_options
+    from xbench.api.options import describe_options
 
     lines = [
         "usage: xbench bench [backend=NAME[,NAME...]] [bench=PRESET] [key=value ...]",
@@ -84,7 +84,7 @@ def usage() -> str:
 
 def compose(args: list[str], registry: Registry) -> dict[str, Any]:
     """The composed config as a plain dict; any bad override is a one-line UserError."""
-    from xbench.config import check_plugin_choices, store_plugin_configs
+    from xbench.config.compose import check_plugin_choices, store_plugin_configs
 
     overrides = [a for a in args if a not in ("-m", "--multirun")]
     check_plugin_choices(overrides, registry)  # backend=... names, with a did-you-mean
@@ -161,7 +161,7 @@ def _compose(overrides: list[str], backends: list[str], installed: list[str]) ->
 
 def plan_bench(config: dict[str, Any], registry: Registry) -> BenchPlan:
     """Validate every setting and build the backends; nothing is measured yet."""
-    from xbench.options import build_options
+    from xbench.api.options import build_options
 
     settings = build_options(grid.BenchSettings, config.get("bench"), "bench")
     grid.check_settings(settings)
@@ -190,8 +190,8 @@ def plan_bench(config: dict[str, Any], registry: Registry) -> BenchPlan:
 
 def run_bench(plan: BenchPlan) -> dict[str, Any]:
     """Measure every point (interleaving backends per shape) and analyse them."""
-    from xbench.environment import environment
-    from xbench.measure import FLOPS_CONVENTION
+    from xbench.measure.primitives import FLOPS_CONVENTION
+    from xbench.records.environment import environment
 
     settings = plan.settings
     device = grid.resolve_device(settings.device)
@@ -307,7 +307,7 @@ def _forward_shapes(points: list[dict]) -> list[grid.Shape]:
 def task_lengths(registry: Registry, names: list[str]) -> list[dict[str, Any]]:
     """Each task's target (Nq) and source (Nk) lengths: built with its default options (the
     embedded data is generated once and cached); a task that fails to build is reported."""
-    from xbench.options import build_options
+    from xbench.api.options import build_options
 
     rows = []
     for name in names or sorted(registry.tasks):

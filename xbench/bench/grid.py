@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from xbench.errors import UserError
-from xbench.options import option
+from xbench.api.errors import UserError
+from xbench.api.options import option
 
 MODES = ("grid", "scaling", "real_shapes")
 PASSES = ("fwd", "fwd+bwd")

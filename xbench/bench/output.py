@@ -257,7 +257,7 @@ def log_to_wandb(report: dict[str, Any], settings: dict[str, Any], files: list[P
     summary, the plots as images. Offline without credentials (``logger.mode=auto``)."""
     import wandb
 
-    from xbench.wandb_logging import resolve_mode, run_settings
+    from xbench.integrations.wandb import resolve_mode, run_settings
 
     out_dir = files[0].parent
     run = wandb.init(

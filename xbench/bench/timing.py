@@ -1,6 +1,6 @@
 """Timing one backend at one shape, and the hardware references measured in the same run.
 
-Method (see :mod:`xbench.measure` for the shared clocks and the memory counter):
+Method (see :mod:`xbench.measure.primitives` for the shared clocks and the memory counter):
 
 - the first call is timed on its own (``cold_ms``): kernel choice, autotuning and
   compilation happen there and never enter the steady-state figures;
@@ -8,7 +8,7 @@ Method (see :mod:`xbench.measure` for the shared clocks and the memory counter):
   ``perf_counter`` at a fixed thread count on CPU), reported as median and IQR;
 - every call takes the next of ``rotate`` input sets, so a small shape cannot live in cache
   across calls and look faster than it would in a model;
-- memory is one more call under :func:`xbench.measure.peak_memory_bytes`.
+- memory is one more call under :func:`xbench.measure.primitives.peak_memory_bytes`.
 
 A point that does not fit is ``oom``, one the backend refuses is ``unsupported`` (its
 ``supports()`` reason), anything else that raises is ``failed``: typed points, never zeros.
@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from xbench.backend import AttentionBackend
+from xbench.api.backend import AttentionBackend
 from xbench.bench.grid import DTYPES, BenchSettings, Shape
-from xbench.measure import (
+from xbench.measure.primitives import (
     FLOPS_CONVENTION,
     attention_flops,
     is_out_of_memory,

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import torch
 import xbench
 from torch import Tensor
-from xbench.backend import AttentionBackend, BackendSpec, default_scale
-from xbench.options import option
+from xbench.api.backend import AttentionBackend, BackendSpec, default_scale
+from xbench.api.options import option
 
 
 @dataclass

@@ -1,0 +1,240 @@
+"""The leaderboard from run records: seeds averaged, rows in the metric's direction,
+ratios to flash, failures with their reasons, and the local report files."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+from xbench.cli.main import main
+from xbench.leaderboard.board import build_leaderboard, display_rows, pareto_front
+from xbench.leaderboard.publish import write_report
+from xbench.records.result import RunResult, config_hash
+
+CPU = {"device": "cpu", "cpu": "Test CPU", "threads": 2}
+
+
+def record(
+    backend: str = "flash",
+    seed: int = 0,
+    primary: float | None = 0.5,
+    task: str = "qa",
+    metric: str = "f1",
+    higher: bool = True,
+    status: str = "ok",
+    error: str | None = None,
+    latency: float = 1.0,
+    memory: int = 1000,
+    step_ms: float = 100.0,
+    tokens: float = 500.0,
+    options: dict | None = None,
+    environment: dict | None = None,
+    created: str = "2024-01-01T00:00:00",
+) -> RunResult:
+    """A record shaped like the runner's, with chosen figures."""
+    config = {"backend": {"name": backend, **(options or {})}, "task": {"name": task}}
+    config |= {"seed": seed, "model": {"name": "tiny"}}
+    ok = status == "ok"
+    return RunResult(
+        run_id=f"{backend}-{task}-{config_hash(config)}-{created}",
+        config_hash=config_hash(config),
+        xbench_version="0.1.0",
+        git_sha=None,
+        backend={"name": backend, "options": options or {}, "description": f"{backend} attn"},
+        task={"name": task, "primary_metric": metric, "higher_is_better": higher},
+        model={"name": "tiny"},
+        seed=seed,
+        status=status,
+        error=error,
+        quality={"primary_metric": metric, "primary": primary, "higher_is_better": higher}
+        if ok
+        else {},
+        efficiency={
+            "train_step_ms": {"median": step_ms},
+            "inference_tokens_per_second": tokens,
+            "cross_attention": {"latency_ms": {"median": latency}, "memory_bytes": memory},
+        }
+        if ok
+        else {},
+        environment=environment or CPU,
+        config=config,
+        created=created,
+    )
+
+
+def found(*records: RunResult) -> list[tuple[Path, RunResult]]:
+    return [(Path(f"/runs/{i}/result.json"), r) for i, r in enumerate(records)]
+
+
+def test_seeds_are_averaged_with_their_standard_deviation():
+    (board,) = build_leaderboard(
+        found(*(record("naive", seed=s, primary=p) for s, p in enumerate([0.2, 0.4, 0.6])))
+    )
+    (row,) = board.rows
+    assert row.seeds == [0, 1, 2] and row.runs == 3
+    assert row.primary == pytest.approx(0.4)
+    assert row.primary_std == pytest.approx(0.2)
+    assert display_rows(board)[0][3] == "0.4000 ± 0.2000"
+
+
+@pytest.mark.parametrize("higher, order", [(True, ["b", "c", "a"]), (False, ["a", "c", "b"])])
+def test_rows_follow_the_metric_direction(higher, order):
+    metric = "f1" if higher else "wer"
+    records = [
+        record(name, primary=p, metric=metric, higher=higher)
+        for name, p in (("a", 0.1), ("b", 0.9), ("c", 0.5))
+    ]
+    (board,) = build_leaderboard(found(*records))
+    assert [r.backend for r in board.rows] == order
+    assert board.higher_is_better is higher
+    assert [cells[0] for cells in display_rows(board)] == ["1", "2", "3"]
+
+
+def test_failures_sort_last_with_the_first_line_of_their_error():
+    records = [
+        record("boom", status="failed", error="RuntimeError: kernel exploded\nTraceback ..."),
+        record("flash", primary=0.3),
+        record("big", status="oom", error="CUDA out of memory. Tried to allocate 2 GiB"),
+        record("nan", status="diverged", error="training loss is nan at step 3"),
+    ]
+    (board,) = build_leaderboard(found(*records))
+    assert board.rows[0].backend == "flash"
+    failing = {r.backend: (r.status, r.reason) for r in board.rows[1:]}
+    assert failing == {
+        "boom": ("failed", "RuntimeError: kernel exploded"),
+        "big": ("oom", "CUDA out of memory. Tried to allocate 2 GiB"),
+        "nan": ("diverged", "training loss is nan at step 3"),
+    }
+    assert all(cells[0] == "" for cells in display_rows(board)[1:]), "failures get no rank"
+
+
+def test_a_partly_failed_cell_keeps_its_finished_seeds():
+    records = [
+        record("naive", seed=0, primary=0.5),
+        record("naive", seed=1, status="failed", error="interrupted (KeyboardInterrupt)"),
+    ]
+    (row,) = build_leaderboard(found(*records))[0].rows
+    assert row.status == "ok" and row.seeds == [0] and row.runs == 2
+    assert row.reason == "1 of 2 seeds did not finish: interrupted (KeyboardInterrupt)"
+
+
+def test_ratios_are_relative_to_flash_on_the_same_device():
+    gpu = {"device": "NVIDIA H100"}
+    records = [
+        record("flash", latency=2.0, memory=1000, step_ms=100.0, tokens=400.0),
+        record("naive", latency=5.0, memory=4000, step_ms=200.0, tokens=100.0),
+        record("sparse", environment=gpu),
+    ]
+    (board,) = build_leaderboard(found(*records))
+    rows = {r.backend: r for r in board.rows}
+    assert board.baseline == "flash"
+    assert rows["naive"].vs_baseline == pytest.approx(
+        {
+            "latency_ms": 2.5,
+            "memory_bytes": 4.0,
+            "train_steps_per_s": 0.5,
+            "infer_tokens_per_s": 0.25,
+        }
+    )
+    assert rows["flash"].vs_baseline["latency_ms"] == pytest.approx(1.0)
+    assert set(rows["sparse"].vs_baseline.values()) == {None}, "another device: no ratio"
+    assert rows["sparse"].device == "NVIDIA H100" and rows["naive"].device.startswith("cpu (")
+
+
+def test_without_flash_the_ratio_columns_are_blank():
+    (board,) = build_leaderboard(found(record("naive"), record("linear")))
+    assert board.baseline is None
+    assert {cells[6] for cells in display_rows(board)} == {""}
+
+
+def test_a_copied_record_counts_once_and_a_rerun_replaces_the_old_one():
+    first = record("naive", primary=0.2, created="2024-01-01T00:00:00")
+    rerun = record("naive", primary=0.6, created="2024-02-01T00:00:00")
+    (board,) = build_leaderboard(found(first, first, rerun))
+    (row,) = board.rows
+    assert row.runs == 1 and row.primary == pytest.approx(0.6)
+
+
+def test_tasks_get_separate_boards_and_option_variants_separate_rows():
+    records = [
+        record("flash", options={"kernel": "math"}, primary=0.4),
+        record("flash", options={"kernel": "auto"}, primary=0.5),
+        record("naive", task="translation", metric="bleu", primary=20.0),
+    ]
+    boards = build_leaderboard(found(*records))
+    assert [b.task for b in boards] == ["qa", "translation"]
+    assert [r.label for r in boards[0].rows] == [
+        "flash backend.kernel=auto",
+        "flash backend.kernel=math",
+    ]
+    assert boards[1].metric == "bleu" and boards[1].rows[0].label == "naive"
+
+
+@pytest.mark.parametrize(
+    "points, higher, front",
+    [
+        ([(1, 0.5), (2, 0.7), (3, 0.6), (0.5, 0.1)], True, [0, 1, 3]),
+        ([(1, 20.0), (2, 10.0), (3, 15.0)], False, [0, 1]),
+        ([(1, 0.5), (1, 0.5)], True, [0, 1]),
+    ],
+)
+def test_pareto_front(points, higher, front):
+    assert pareto_front(points, higher) == front
+
+
+def test_report_files(tmp_path):
+    records = [record("flash", seed=s, primary=0.5 + s / 10, latency=1.0) for s in range(2)] + [
+        record("naive", primary=0.4, latency=3.0),
+        record("boom", status="failed", error="x|y"),
+    ]
+    boards = build_leaderboard(found(*records))
+    plots = write_report(boards, tmp_path, ["/runs"])
+
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "leaderboard.csv").read_text())))
+    assert [r["backend"] for r in rows] == ["flash", "naive", "boom"]
+    assert float(rows[0]["primary_mean"]) == pytest.approx(0.55)
+    assert float(rows[1]["latency_ms_vs_flash"]) == pytest.approx(3.0)
+    assert rows[2]["status"] == "failed" and rows[2]["primary_mean"] == ""
+
+    md = (tmp_path / "leaderboard.md").read_text()
+    assert "| 1 | flash | ok | 0.5500 ± 0.0707 | 2 |" in md
+    assert "x\\|y" in md, "a pipe in a cell does not split the Markdown row"
+    assert "![qa: quality vs latency](pareto_qa.png)" in md
+
+    png = plots["qa"].read_bytes()
+    assert png.startswith(b"\x89PNG") and plots["qa"].parent == tmp_path
+    page = (tmp_path / "leaderboard.html").read_text()
+    embedded = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert [base64.b64decode(e) for e in embedded] == [png]
+    assert not re.search(r"(src|href)=\"(https?:)?//", page), "nothing to fetch from a network"
+
+
+def test_leaderboard_command_reads_records_under_folders(tmp_path, capsys):
+    for i, r in enumerate([record("flash"), record("naive", primary=0.9)]):
+        r.write(tmp_path / "runs" / f"cell{i}")
+    assert main(["leaderboard", str(tmp_path / "runs"), "--out", str(tmp_path / "report")]) == 0
+    assert {p.name for p in (tmp_path / "report").iterdir()} == {
+        "leaderboard.md",
+        "leaderboard.csv",
+        "leaderboard.html",
+        "pareto_qa.png",
+    }
+    assert "qa: f1 (higher is better)" in capsys.readouterr().out
+    md = (tmp_path / "report" / "leaderboard.md").read_text()
+    assert "| 1 | naive | ok | 0.9000 |" in md and "| 2 | flash | ok | 0.5000 |" in md
+
+
+def test_leaderboard_command_defaults_to_the_output_root(tmp_path, capsys):
+    record("flash").write(tmp_path / "runs" / "2024-01-01" / "cell")  # conftest's output root
+    assert main(["leaderboard"]) == 0
+    assert (tmp_path / "runs" / "leaderboard.html").exists()
+
+
+def test_leaderboard_command_names_a_missing_folder(tmp_path, capsys):
+    assert main(["leaderboard", str(tmp_path / "nope")]) == 2
+    assert f"no such folder: {tmp_path / 'nope'}" in capsys.readouterr().err

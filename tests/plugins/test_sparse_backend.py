@@ -1,0 +1,390 @@
+"""The ``sparse`` backend against its own definition — float64 softmax over the real keys of
+the kept key blocks, built here densely from the layout — plus its layouts, its padding
+contract, gradients, precision, bounded memory, and the FlexAttention route's control flow
+(exercised on CPU with uncompiled FlexAttention)."""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+
+import pytest
+import torch
+from torch.nn.attention.flex_attention import flex_attention
+
+import xbench_plugins.sparse as sparse
+from xbench.api.errors import UserError
+from xbench.api.options import build_options
+from xbench.measure.primitives import peak_memory_bytes
+from xbench.registry import load_registry
+from xbench_plugins.naive import NaiveAttention
+from xbench_plugins.sparse import SparseAttention, SparseOptions
+from xbench_plugins.sparse_patterns import PATTERNS, aligned_key_blocks, block_layout
+
+SHAPES = [(96, 200), (1, 300), (257, 130)]
+DIMS = [(32, 48), (64, 64), (80, 80), (128, 96)]
+
+
+def build(**options) -> SparseAttention:
+    return SparseAttention(SparseOptions(**options))
+
+
+def make_inputs(batch=2, heads=2, nq=5, nk=7, d=16, dv=None, dtype=torch.float32, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=generator, dtype=torch.float64).to(dtype)
+
+    return randn(batch, heads, nq, d), randn(batch, heads, nk, d), randn(batch, heads, nk, dv or d)
+
+
+def padding_mask(nk: int, real: list[int]) -> torch.Tensor:
+    """(B, Nk) mask with the first ``real[b]`` keys of item b real."""
+    return torch.arange(nk)[None, :] < torch.tensor(real)[:, None]
+
+
+def reference_weights(backend, q, k, mask=None, scale=None) -> torch.Tensor:
+    """Float64 softmax over the keys whose block the layout keeps and that are real."""
+    nq, nk, bs = q.shape[2], k.shape[2], backend.options.block_size
+    layout = backend.layout(nq, nk)
+    keep = layout[torch.arange(nq) // bs][:, torch.arange(nk) // bs][None, None]
+    if mask is not None:
+        keep = keep & mask[:, None, None, :]
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scores = q.double() @ k.double().transpose(-2, -1) * scale
+    weights = torch.softmax(scores.masked_fill(~keep, float("-inf")), dim=-1)
+    return weights.nan_to_num(0.0)  # rows without a kept real key: zeros
+
+
+def reference(backend, q, k, v, mask=None, scale=None) -> torch.Tensor:
+    return reference_weights(backend, q, k, mask, scale) @ v.double()
+
+
+def test_registers_as_an_inexact_backend_with_validated_options():
+    registry = load_registry(extra_plugins=[("sparse", sparse)], use_entry_points=False)
+    spec = registry.backend("sparse")
+    assert spec.exact is False
+    assert spec.options is SparseOptions
+
+    backend = spec.build(build_options(spec.options, {"pattern": "strided"}, "backend"))
+    assert isinstance(backend, SparseAttention)
+    assert backend.options == SparseOptions(pattern="strided")
+    defaults = SparseOptions()
+    assert (defaults.pattern, defaults.block_size, defaults.window) == ("local", 64, 1)
+    assert (defaults.stride, defaults.global_blocks, defaults.random_blocks) == (4, 1, 1)
+
+    with pytest.raises(UserError, match="local, strided, bigbird"):
+        build_options(spec.options, {"pattern": "dilated"}, "backend")
+    with pytest.raises(UserError, match="backend.block_size"):
+        build_options(spec.options, {"block_size": 0}, "backend")
+    with pytest.raises(UserError, match="backend.window"):
+        build_options(spec.options, {"window": -1}, "backend")
+
+
+@pytest.mark.parametrize("block_size", [16, 32])
+@pytest.mark.parametrize("d,dv", DIMS, ids=[f"D{d}-Dv{dv}" for d, dv in DIMS])
+@pytest.mark.parametrize("nq,nk", SHAPES, ids=[f"{nq}x{nk}" for nq, nk in SHAPES])
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_matches_its_own_definition(pattern, nq, nk, d, dv, block_size):
+    backend = build(pattern=pattern, block_size=block_size, random_blocks=2)
+    q, k, v = make_inputs(nq=nq, nk=nk, d=d, dv=dv, seed=nq + d)
+    mask = padding_mask(nk, [nk, nk // 3])
+
+    out = backend(q, k, v, key_padding_mask=mask)
+    weights = backend.attention_weights(q, k, v, mask)
+
+    assert out.shape == (2, 2, nq, dv) and out.dtype == q.dtype
+    torch.testing.assert_close(out.double(), reference(backend, q, k, v, mask), atol=2e-5, rtol=0)
+    expected = reference_weights(backend, q, k, mask)
+    torch.testing.assert_close(weights.double(), expected, atol=2e-6, rtol=0)
+    assert backend.supports(q, k, v, mask) is None
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_float64_agrees_to_rounding_and_scale_is_respected(pattern):
+    backend = build(pattern=pattern, block_size=16, window=0)
+    q, k, v = make_inputs(nq=70, nk=150, d=32, dv=24, dtype=torch.float64)
+    mask = padding_mask(150, [150, 61])
+
+    out = backend(q, k, v, key_padding_mask=mask, scale=0.37)
+
+    expected = reference(backend, q, k, v, mask, scale=0.37)
+    torch.testing.assert_close(out, expected, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("block_size", [16, 32])
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_padding_inside_the_last_block_equals_truncating_the_keys(pattern, block_size):
+    # Nk=200 and 193..200 real keys span the same key blocks, hence the same layout.
+    backend = build(pattern=pattern, block_size=block_size)
+    real = [200, 197, 193]
+    q, k, v = make_inputs(batch=3, nq=96, nk=200, d=32, dv=40)
+
+    out = backend(q, k, v, key_padding_mask=padding_mask(200, real))
+
+    for b, n in enumerate(real):
+        alone = backend(q[b : b + 1], k[b : b + 1, :, :n], v[b : b + 1, :, :n])
+        torch.testing.assert_close(out[b : b + 1], alone, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_padded_keys_have_no_influence(pattern):
+    backend = build(pattern=pattern, block_size=16)
+    q, k, v = make_inputs(nq=64, nk=160, d=32)
+    mask = padding_mask(160, [160, 40])  # item 1: the layout sees 160 keys, 40 are real
+    out = backend(q, k, v, key_padding_mask=mask)
+
+    k2, v2 = k.clone(), v.clone()
+    k2[~mask[:, None, :, None].expand_as(k)] = 1e4
+    v2[~mask[:, None, :, None].expand_as(v)] = -1e4
+    out2 = backend(q, k2, v2, key_padding_mask=mask)
+
+    torch.testing.assert_close(out, out2, atol=1e-6, rtol=0)
+    torch.testing.assert_close(out.double(), reference(backend, q, k, v, mask), atol=2e-5, rtol=0)
+
+
+def test_queries_without_a_real_kept_key_get_zeros_and_finite_gradients():
+    # Local window 0: query blocks aligned past the 40 real keys of item 0 keep none of them.
+    backend = build(pattern="local", block_size=32, window=0)
+    q, k, v = make_inputs(batch=3, nq=128, nk=256, d=32)
+    q, k, v = (t.requires_grad_() for t in (q, k, v))
+    mask = padding_mask(256, [40, 0, 256])  # item 1: every key padded
+
+    out = backend(q, k, v, key_padding_mask=mask)
+    (out * torch.randn_like(out)).sum().backward()
+
+    assert torch.isfinite(out).all()
+    assert (out[1] == 0).all()
+    assert (out[0, :, 32:] == 0).all() and (out[0, :, :16].abs() > 0).any()
+    for t in (q, k, v):
+        assert torch.isfinite(t.grad).all()
+    assert (q.grad[1] == 0).all() and (k.grad[1] == 0).all() and (v.grad[1] == 0).all()
+    weights = backend.attention_weights(q, k, v, mask)
+    assert (weights[1] == 0).all() and torch.isfinite(weights).all()
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_gradients_reach_q_k_v_and_match_the_definition(pattern):
+    backend = build(pattern=pattern, block_size=16)
+    q, k, v = make_inputs(nq=48, nk=100, d=16, dv=24, dtype=torch.float64)
+    mask = padding_mask(100, [100, 70])
+    grad_out = torch.randn(2, 2, 48, 24, dtype=torch.float64)
+
+    def grads(fn):
+        inputs = [t.clone().requires_grad_() for t in (q, k, v)]
+        (fn(*inputs) * grad_out).sum().backward()
+        return [t.grad for t in inputs]
+
+    got = grads(lambda q, k, v: backend(q, k, v, key_padding_mask=mask))
+    expected = grads(lambda q, k, v: reference(backend, q, k, v, mask))
+
+    for g, e in zip(got, expected, strict=True):
+        assert g.abs().sum() > 0
+        torch.testing.assert_close(g, e, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_half_precision_is_close_to_float32(pattern, dtype):
+    backend = build(pattern=pattern, block_size=32)
+    q, k, v = make_inputs(nq=96, nk=200, d=64)
+    mask = padding_mask(200, [200, 150])
+
+    low = backend(q.to(dtype), k.to(dtype), v.to(dtype), key_padding_mask=mask)
+    full = backend(q, k, v, key_padding_mask=mask)
+
+    assert low.dtype == dtype
+    torch.testing.assert_close(low.float(), full, atol=3e-2, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_large_magnitude_inputs_stay_finite(dtype):
+    # Scores of ~1e3: softmax is nearly one-hot, so near-ties make any comparison with a
+    # reference ill-conditioned; what must hold is finiteness and convex combinations.
+    backend = build(pattern="bigbird", block_size=16)
+    q, k, v = (t.to(dtype) for t in make_inputs(nq=64, nk=128, d=32))
+    q, k = (t.mul(30).requires_grad_() for t in (q, k))
+    mask = padding_mask(128, [128, 50])  # the global block 0 gives every query a real key
+
+    out = backend(q, k, v, key_padding_mask=mask)
+    out.float().square().sum().backward()
+    weights = backend.attention_weights(q, k, v, mask).float()
+
+    assert torch.isfinite(out).all()
+    assert torch.isfinite(q.grad).all() and torch.isfinite(k.grad).all()
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 2, 64), atol=1e-2, rtol=0)
+    assert out.float().abs().max() <= v.float().abs().max() + 1e-2
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_window_covering_every_block_is_exact_attention(pattern):
+    backend = build(pattern=pattern, block_size=16, window=100)
+    q, k, v = make_inputs(nq=96, nk=200, d=32, dv=48)
+    mask = padding_mask(200, [200, 33])
+
+    out = backend(q, k, v, key_padding_mask=mask)
+
+    expected = NaiveAttention()(q, k, v, key_padding_mask=mask)
+    torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
+    assert backend.describe()["kept_fraction"] == 1.0
+
+
+@pytest.mark.parametrize("window", [0, 1, 2])
+def test_local_layout_keeps_the_window_around_the_aligned_block(window):
+    backend = build(pattern="local", block_size=64, window=window)
+    layout = backend.layout(1024, 2048)  # 16 query blocks, 32 key blocks
+    n_qb, n_kb = layout.shape
+
+    assert (n_qb, n_kb) == (16, 32)
+    for i in range(n_qb):
+        centre = (2 * i + 1) * n_kb // (2 * n_qb)  # floor((i + 0.5) * nKb / nQb) = 2i + 1
+        expected = {j for j in range(centre - window, centre + window + 1) if 0 <= j < n_kb}
+        assert set(layout[i].nonzero().flatten().tolist()) == expected
+    kept = layout.float().mean().item()
+    assert kept == pytest.approx((2 * window + 1) / n_kb, rel=0.1)
+    if window == 1:
+        assert 1 - kept >= 0.75
+
+
+def test_aligned_blocks_follow_relative_position_for_any_lengths():
+    assert aligned_key_blocks(1, 5).tolist() == [2]
+    assert aligned_key_blocks(4, 8).tolist() == [1, 3, 5, 7]
+    assert aligned_key_blocks(8, 2).tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    centres = aligned_key_blocks(17, 5)
+    assert (centres.diff() >= 0).all() and centres.min() == 0 and centres.max() == 4
+
+
+def test_strided_layout_adds_every_stride_th_block():
+    layout = block_layout(
+        "strided", 6, 20, window=1, stride=4, global_blocks=0, random_blocks=0, seed=0
+    )
+    local = block_layout(
+        "local", 6, 20, window=1, stride=4, global_blocks=0, random_blocks=0, seed=0
+    )
+    assert layout[:, ::4].all()
+    assert torch.equal(layout[:, torch.arange(20) % 4 != 0], local[:, torch.arange(20) % 4 != 0])
+
+
+def test_bigbird_layout_is_deterministic_per_seed_and_has_global_and_random_blocks():
+    def layout(seed, nq=2048, nk=4096):
+        return build(pattern="bigbird", global_blocks=2, random_blocks=3, seed=seed).layout(nq, nk)
+
+    first = layout(seed=7)
+    assert torch.equal(first, layout(seed=7))
+    assert not torch.equal(first, layout(seed=8))
+    assert first[:, :2].all()
+    local = build(pattern="local").layout(2048, 4096)
+    extra = (first & ~local & (torch.arange(64) >= 2)).sum(dim=1)
+    assert (extra == 3).all()  # 3 random blocks per query block, never a repeat of a kept one
+    # Few key blocks: random picks run out of free blocks without duplicating any.
+    assert layout(seed=7, nq=512, nk=320).all()
+
+
+def test_layout_is_cached_per_shape():
+    backend = build()
+    assert backend.layout(96, 200) is backend.layout(96, 200)
+    assert backend.layout(96, 200).shape == (2, 4)
+    assert backend.layout(96, 300).shape == (2, 5)
+
+
+def test_supports_answers_with_a_reason_and_never_raises():
+    backend = build()
+    q, k, v = make_inputs(nq=4, nk=9, d=16)
+    assert backend.supports(q, k, v, padding_mask(9, [9, 2])) is None
+    assert "shapes do not match" in backend.supports(q, k[..., :8], v)
+    assert "bool" in backend.supports(q, k, v, torch.ones(2, 9))
+    assert "bool" in backend.supports(q, k, v, torch.ones(2, 8, dtype=torch.bool))
+    assert "4-D" in backend.supports(q[0], k, v)
+    assert "at least one" in backend.supports(q, k[:, :, :0], v[:, :, :0])
+    assert isinstance(backend.supports(None, k, v), str)
+
+
+def test_describe_reports_what_ran():
+    backend = build(pattern="strided", block_size=32)
+    q, k, v = make_inputs(nq=64, nk=256, d=16)
+    backend(q, k, v)
+
+    info = backend.describe()
+
+    assert info["kernel"] == "block-sparse"
+    assert info["implementation"] == "blocks"
+    assert (info["pattern"], info["block_size"]) == ("strided", 32)
+    assert info["kept_fraction"] == pytest.approx(backend.layout(64, 256).float().mean().item())
+    assert info["compile_seconds"] == 0.0
+
+
+def test_long_sequences_run_in_bounded_memory():
+    n, heads, dim = 16384, 4, 64
+    backend = build(pattern="local", block_size=64, window=1)
+    q, k, v = make_inputs(batch=1, heads=heads, nq=n, nk=n, d=dim)
+    full_scores = 1 * heads * n * n * 4  # the fp32 score matrix exact attention would need
+
+    def call():
+        with torch.no_grad():
+            return backend(q, k, v)
+
+    start = time.perf_counter()
+    out = call()
+    seconds = time.perf_counter() - start
+    peak = peak_memory_bytes(call, torch.device("cpu"))
+
+    assert full_scores == 4 * 2**30
+    assert seconds < 5.0
+    assert peak < full_scores / 4
+    rows = torch.tensor([0, 5000, n - 1])  # spot-check a few queries against the definition
+    keep = backend.layout(n, n)[rows // 64][:, torch.arange(n) // 64]
+    scores = (q[:, :, rows].double() @ k.double().transpose(-2, -1)) / math.sqrt(dim)
+    expected = torch.softmax(scores.masked_fill(~keep, float("-inf")), -1) @ v.double()
+    torch.testing.assert_close(out[:, :, rows].double(), expected, atol=1e-5, rtol=0)
+
+
+# The FlexAttention route, exercised on CPU: uncompiled FlexAttention computes the same
+# masks as the compiled CUDA kernel (no backward on CPU, hence no_grad).
+
+
+@pytest.fixture
+def eager_flex(monkeypatch):
+    monkeypatch.setattr(sparse, "compiled_flex_attention", lambda: flex_attention)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "called without torch.compile"
+        yield
+
+
+@pytest.mark.parametrize("block_size", [16, 64, 256])
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_flex_route_matches_the_block_route(eager_flex, pattern, block_size):
+    backend = build(pattern=pattern, block_size=block_size)
+    backend.flex_devices = ("cpu",)
+    q, k, v = make_inputs(batch=3, nq=300, nk=700, d=32, dv=48)
+    mask = padding_mask(700, [700, 100, 0])
+
+    with torch.no_grad():
+        out = backend(q, k, v, key_padding_mask=mask)
+
+    assert backend.describe()["implementation"] == "flex_attention"
+    assert (out[2] == 0).all()
+    torch.testing.assert_close(out.double(), reference(backend, q, k, v, mask), atol=2e-5, rtol=0)
+
+
+def test_flex_failure_falls_back_to_blocks_once_per_signature(monkeypatch):
+    calls = []
+
+    def broken():
+        calls.append(1)
+        raise RuntimeError("no triton here")
+
+    monkeypatch.setattr(sparse, "compiled_flex_attention", broken)
+    backend = build(pattern="local", block_size=16)
+    backend.flex_devices = ("cpu",)
+    q, k, v = make_inputs(nq=40, nk=90, d=16)
+
+    first = backend(q, k, v)
+    second = backend(q, k, v)
+
+    info = backend.describe()
+    assert info["implementation"] == "blocks"
+    assert "no triton here" in info["flex_error"]
+    assert len(calls) == 1
+    torch.testing.assert_close(first, second)
+    torch.testing.assert_close(first.double(), reference(backend, q, k, v), atol=2e-5, rtol=0)

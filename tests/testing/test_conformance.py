@@ -1,0 +1,194 @@
+"""The conformance kit (xbench.testing) applied to the built-in backends, and shown to
+reject broken backends: a kit that passes everything would prove nothing."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from xbench.api.errors import UserError
+from xbench.cli.check_backend import check_backend_command
+from xbench.testing import BackendConformance
+
+pytest_plugins = ["pytester"]
+
+
+class TestNaiveConformance(BackendConformance):
+    backend_name = "naive"
+
+
+class TestFlashConformance(BackendConformance):
+    backend_name = "flash"
+
+
+class TestFlashMathKernelConformance(BackendConformance):
+    backend_name = "flash"
+    options = {"kernel": "math"}
+
+
+class TestUniformConformance(BackendConformance):
+    backend_name = "uniform"
+    uses_queries = False
+
+
+class TestSparseLocalConformance(BackendConformance):
+    backend_name = "sparse"
+    options = {"block_size": 4}
+    padding_equals_truncation = False  # its block layout is aligned to Nk, padding included
+
+
+class TestSparseBigbirdConformance(BackendConformance):
+    backend_name = "sparse"
+    options = {"pattern": "bigbird", "block_size": 4, "window": 0}
+    padding_equals_truncation = False
+
+
+class TestLinearEluConformance(BackendConformance):
+    backend_name = "linear"
+
+
+class TestLinearFavorConformance(BackendConformance):
+    backend_name = "linear"
+    options = {"feature_map": "favor", "num_features": 32}
+
+
+# A test module run by pytester: it registers its own backends in-process (through the
+# kit's ``extra_plugins``, i.e. xbench.registry.load_registry) and subclasses the kit.
+KIT_ON_BROKEN_BACKENDS = textwrap.dedent(
+    '''
+    """Backends with one bug each, and one without."""
+    import sys
+    from dataclasses import dataclass
+
+    import torch
+
+    import xbench
+    from xbench.api.backend import AttentionBackend, BackendSpec, masked_softmax_weights
+    from xbench.testing import BackendConformance
+
+
+    @dataclass
+    class NoOptions:
+        pass
+
+
+    class IgnoresMask(AttentionBackend):
+        def forward(self, q, k, v, key_padding_mask=None, scale=None):
+            return masked_softmax_weights(q, k, None, scale) @ v
+
+
+    class NanWhenEmpty(AttentionBackend):
+        """Plain -inf masking: a query with no real key gets softmax of all -inf = NaN."""
+
+        def forward(self, q, k, v, key_padding_mask=None, scale=None):
+            scores = q @ k.transpose(-2, -1) * (scale or q.shape[-1] ** -0.5)
+            if key_padding_mask is not None:
+                scores = scores.masked_fill(~key_padding_mask[:, None, None, :], float("-inf"))
+            return torch.softmax(scores, dim=-1) @ v
+
+
+    class Correct(AttentionBackend):
+        def forward(self, q, k, v, key_padding_mask=None, scale=None):
+            return masked_softmax_weights(q, k, key_padding_mask, scale) @ v
+
+
+    @xbench.hookimpl
+    def xbench_register_backends(register):
+        for name, cls in [("ignores_mask", IgnoresMask), ("nan_when_empty", NanWhenEmpty),
+                          ("correct", Correct)]:
+            register(BackendSpec(name, lambda o, cls=cls: cls(), NoOptions, True, "test"))
+
+
+    PLUGINS = [("broken_backends", sys.modules[__name__])]
+
+
+    class TestIgnoresMask(BackendConformance):
+        backend_name = "ignores_mask"
+        extra_plugins = PLUGINS
+
+
+    class TestNanWhenEmpty(BackendConformance):
+        backend_name = "nan_when_empty"
+        extra_plugins = PLUGINS
+
+
+    class TestCorrect(BackendConformance):
+        backend_name = "correct"
+        extra_plugins = PLUGINS
+    '''
+)
+
+
+@pytest.fixture
+def kit_outcomes(pytester) -> dict[str, dict[str, set[str]]]:
+    """Run the kit on the three in-process backends: {class: {outcome: test names}}."""
+    pytester.makepyfile(test_broken_backends=KIT_ON_BROKEN_BACKENDS)
+    recorder = pytester.inline_run("-p", "no:cacheprovider")
+    assert not recorder.getfailedcollections(), "the generated test module did not collect"
+    outcomes: dict[str, dict[str, set[str]]] = {}
+    for outcome, reports in zip(
+        ("passed", "skipped", "failed"), recorder.listoutcomes(), strict=True
+    ):
+        for report in reports:
+            _, cls, test = report.nodeid.split("::")
+            outcomes.setdefault(cls, {}).setdefault(outcome, set()).add(test.split("[")[0])
+    return outcomes
+
+
+def test_kit_rejects_broken_backends_and_accepts_a_correct_one(kit_outcomes):
+    ignores_mask = kit_outcomes["TestIgnoresMask"].get("failed", set())
+    assert {
+        "test_padded_keys_have_no_influence",
+        "test_padding_equals_truncation",
+        "test_fully_padded_item_gives_zeros_and_finite_gradients",
+        "test_gradients_reach_q_k_v_but_not_padded_keys",
+        "test_matches_its_definition",
+    } <= ignores_mask
+
+    nan_when_empty = kit_outcomes["TestNanWhenEmpty"].get("failed", set())
+    assert {
+        "test_fully_padded_item_gives_zeros_and_finite_gradients",
+        "test_large_inputs_stay_finite",
+        "test_supports_answers_odd_inputs_and_means_it",
+    } <= nan_when_empty
+
+    assert set(kit_outcomes["TestCorrect"]) == {"passed"}
+
+
+def test_check_backend_runs_the_kit_on_an_installed_backend():
+    assert check_backend_command(["naive", "-q"]) == 0
+
+
+def test_check_backend_passes_kit_switches_and_backend_options():
+    args = ["uniform", "uses_queries=false", "-q", "-k", "gradients"]
+    assert check_backend_command(args) == 0
+    assert check_backend_command(["uniform", "-q", "-k", "gradients"]) == 1  # ignores q and k
+    assert check_backend_command(["flash", "backend.kernel=math", "-q", "-k", "definition"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["flash", "backend.kernel=turbo"], r"backend\.kernel='turbo' is not allowed"),
+        (["flash", "colour=red"], r"unknown setting colour=red; allowed: uses_queries"),
+        (["flash", "uses_queries=maybe"], r"unknown setting uses_queries=maybe"),
+    ],
+)
+def test_check_backend_rejects_bad_settings_before_running(args, message):
+    with pytest.raises(UserError, match=message):
+        check_backend_command(args)
+
+
+def test_check_backend_passes_pytest_arguments_and_its_exit_code_through():
+    assert check_backend_command(["naive", "-q", "-k", "no_such_test"]) == 5  # none selected
+
+
+def test_check_backend_rejects_an_unknown_name_with_the_installed_ones():
+    with pytest.raises(UserError, match=r"unknown backend 'naiv'.*naive.*Did you mean 'naive'"):
+        check_backend_command(["naiv"])
+
+
+def test_check_backend_needs_a_name():
+    with pytest.raises(UserError, match="check-backend NAME"):
+        check_backend_command([])

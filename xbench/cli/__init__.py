@@ -1,0 +1,1 @@
+"""The ``xbench`` command line: ``xbench.cli.main`` dispatches the subcommands."""

@@ -1,0 +1,1 @@
+"""Hydra configuration: plugin option nodes, override checks, structured defaults."""

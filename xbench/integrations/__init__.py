@@ -1,0 +1,1 @@
+"""Bridges to outside services (wandb)."""

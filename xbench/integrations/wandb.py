@@ -1,0 +1,114 @@
+"""wandb through Lightning's WandbLogger, without ever blocking a run on the network.
+
+``mode=auto`` goes online only when credentials are configured (``WANDB_API_KEY`` or a
+netrc entry); otherwise the run is recorded offline in the run directory and can be
+synced later with ``wandb sync``. The cells of a sweep share a wandb group named after the
+sweep, and the sweep's leaderboard is one more run of that group (online or offline alike).
+"""
+
+from __future__ import annotations
+
+import netrc
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from xbench.leaderboard.board import TaskBoard
+
+MODES = ("auto", "online", "offline", "disabled")
+
+
+def has_credentials() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        hosts = netrc.netrc().hosts
+    except (OSError, netrc.NetrcParseError):
+        return False
+    return any("wandb" in host for host in hosts)
+
+
+def resolve_mode(mode: str) -> str:
+    """The wandb mode to use: an explicit ``WANDB_MODE`` wins, then the config."""
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    if mode == "auto":
+        return "online" if has_credentials() else "offline"
+    return mode
+
+
+def sweep_group(settings: dict[str, Any], sweep_dir: Path) -> str:
+    """The wandb group of a sweep's runs: ``logger.group`` if set, else the sweep folder."""
+    return settings.get("group") or Path(sweep_dir).name
+
+
+def run_settings():
+    """wandb settings every xbench run uses: a bounded start, no console capture."""
+    import wandb
+
+    return wandb.Settings(init_timeout=30, silent=True, console="off")
+
+
+def make_wandb_logger(settings: dict[str, Any], run_dir: Path, run_id: str, config: dict):
+    """A WandbLogger writing under ``run_dir`` (``run_dir/wandb/...``)."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    mode = resolve_mode(settings.get("mode", "auto"))
+    return WandbLogger(
+        project=settings.get("project") or "xbench",
+        entity=settings.get("entity"),
+        group=settings.get("group"),
+        tags=list(settings.get("tags") or []),
+        name=run_id,
+        id=run_id,
+        save_dir=str(run_dir),
+        mode=mode,
+        config=config,
+        settings=run_settings(),
+    )
+
+
+def log_summary(logger, summary: dict[str, Any]) -> None:
+    """Put the run record's headline figures into the wandb run summary, then finish it."""
+    run = logger.experiment
+    run.summary.update(summary)
+    run.finish()
+
+
+def log_leaderboard(
+    boards: list[TaskBoard],
+    plots: dict[str, Path],
+    settings: dict[str, Any],
+    run_dir: Path,
+    group: str,
+) -> Path | None:
+    """One wandb run holding a ``wandb.Table`` per task (``leaderboard/<task>``) and the
+    Pareto plots (``pareto/<task>``); returns its local folder (None when disabled)."""
+    import wandb
+
+    from xbench.leaderboard.board import data_records
+
+    mode = resolve_mode(settings.get("mode", "auto"))
+    if mode == "disabled":
+        return None
+    run = wandb.init(
+        project=settings.get("project") or "xbench",
+        entity=settings.get("entity"),
+        group=group,
+        job_type="leaderboard",
+        name=f"leaderboard-{group}",
+        dir=str(run_dir),
+        mode=mode,
+        settings=run_settings(),
+    )
+    for board in boards:
+        records = data_records(board)
+        table = wandb.Table(columns=list(records[0]), data=[list(r.values()) for r in records])
+        logged: dict[str, Any] = {f"leaderboard/{board.task}": table}
+        if board.task in plots:
+            logged[f"pareto/{board.task}"] = wandb.Image(str(plots[board.task]))
+        run.log(logged)
+    local = Path(run.dir).parent
+    run.finish()
+    return local

@@ -1,0 +1,1 @@
+"""Leaderboards: records aggregated per task, and their console, file and wandb views."""

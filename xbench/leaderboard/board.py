@@ -1,0 +1,329 @@
+"""The leaderboard: run records become one table per task, a row per configuration with
+its seeds averaged, sorted by the task's primary metric in its own direction.
+
+Every view (console, Markdown, CSV, HTML, wandb) reads the :class:`TaskBoard` objects built
+here, so they always agree.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xbench.records.result import NOT_HASHED, RunResult, config_hash
+from xbench.views.units import format_bytes
+
+BASELINE = "flash"
+# Figures compared with the baseline row: (attribute, CSV name).
+FIGURES = ("latency_ms", "memory_bytes", "train_steps_per_s", "infer_tokens_per_s")
+
+
+@dataclass
+class Row:
+    """One configuration of one task on one device, over its seeds."""
+
+    label: str  # the backend, plus the settings that set this row apart from the others
+    backend: str
+    status: str  # ok when at least one seed finished, else the failing status
+    reason: str  # first line of the (first) error; empty when every seed finished
+    seeds: list[int]  # seeds of the finished runs averaged here
+    runs: int  # records combined (finished or not)
+    primary: float | None
+    primary_std: float | None  # sample standard deviation over seeds (None below 2)
+    latency_ms: float | None
+    memory_bytes: float | None
+    train_steps_per_s: float | None
+    infer_tokens_per_s: float | None
+    device: str
+    run_dirs: list[str]
+    vs_baseline: dict[str, float | None] = field(default_factory=dict)
+
+
+@dataclass
+class TaskBoard:
+    """The rows of one task, best first; ``baseline`` is the label ratios refer to."""
+
+    task: str
+    metric: str
+    higher_is_better: bool
+    rows: list[Row]
+    baseline: str | None
+    descriptions: dict[str, str]  # backend name -> its plugin's description
+
+    @property
+    def arrow(self) -> str:
+        return "↑" if self.higher_is_better else "↓"
+
+
+def build_leaderboard(found: Iterable[tuple[Path, RunResult]]) -> list[TaskBoard]:
+    """Task boards (sorted by task name) from records found on disk.
+
+    A record copied by resume appears once (same run id); a configuration that was run
+    again keeps its newest record per device.
+    """
+    newest: dict[tuple[str, str], tuple[Path, RunResult]] = {}
+    seen_ids: set[str] = set()
+    for path, record in sorted(found, key=lambda item: item[1].created):
+        if record.run_id in seen_ids:
+            continue
+        seen_ids.add(record.run_id)
+        newest[(record.config_hash, device_of(record))] = (path, record)
+    cells: dict[tuple[str, str, str], list[tuple[Path, RunResult]]] = {}
+    for path, record in newest.values():
+        key = (record.task["name"], _cell_key(record), device_of(record))
+        cells.setdefault(key, []).append((path, record))
+    tasks = sorted({task for task, _, _ in cells})
+    return [_task_board(task, [c for k, c in cells.items() if k[0] == task]) for task in tasks]
+
+
+def device_of(record: RunResult) -> str:
+    """Where the figures were measured, e.g. ``NVIDIA H100`` or ``cpu (Xeon…, 2 threads)``."""
+    env = record.environment
+    device = env.get("device") or "unknown"
+    if device == "cpu" and env.get("cpu"):
+        return f"cpu ({env['cpu']}, {env.get('threads')} threads)"
+    return device
+
+
+def _cell_key(record: RunResult) -> str:
+    """The configuration without its seed: the seeds of one cell share it."""
+    return config_hash({**record.config, "seed": None})
+
+
+def _task_board(task: str, cells: list[list[tuple[Path, RunResult]]]) -> TaskBoard:
+    records = [record for cell in cells for _, record in cell]
+    finished = [r for r in records if r.status == "ok" and r.quality] or records
+    metric = finished[0].quality.get("primary_metric") or finished[0].task.get("primary_metric")
+    higher = finished[0].quality.get("higher_is_better", finished[0].task.get("higher_is_better"))
+    labels = _labels([cell[0][1].config for cell in cells])
+    rows = [_row(label, cell) for label, cell in zip(labels, cells, strict=True)]
+    rows.sort(key=_sort_key(higher is not False))
+    baseline = _baseline(rows)
+    for row in rows:
+        row.vs_baseline = _ratios(row, baseline)
+    return TaskBoard(
+        task=task,
+        metric=metric or "primary",
+        higher_is_better=higher is not False,
+        rows=rows,
+        baseline=baseline.label if baseline else None,
+        descriptions={r.backend["name"]: r.backend.get("description", "") for r in records},
+    )
+
+
+def _row(label: str, cell: list[tuple[Path, RunResult]]) -> Row:
+    cell = sorted(cell, key=lambda item: item[1].seed)
+    records = [record for _, record in cell]
+    ok = [r for r in records if r.status == "ok"]
+    failing = [r for r in records if r.status != "ok"]
+    reason = _first_line(failing[0].error) if failing else ""
+    if ok and failing:
+        reason = f"{len(failing)} of {len(records)} seeds did not finish: {reason}"
+    primaries = [r.quality["primary"] for r in ok if r.quality.get("primary") is not None]
+    return Row(
+        label=label,
+        backend=records[0].backend["name"],
+        status="ok" if ok else failing[0].status,
+        reason=reason,
+        seeds=[r.seed for r in ok],
+        runs=len(records),
+        primary=statistics.fmean(primaries) if primaries else None,
+        primary_std=statistics.stdev(primaries) if len(primaries) > 1 else None,
+        latency_ms=_mean(ok, lambda e: e["cross_attention"]["latency_ms"]["median"]),
+        memory_bytes=_mean(ok, lambda e: e["cross_attention"]["memory_bytes"]),
+        train_steps_per_s=_mean(ok, lambda e: 1e3 / e["train_step_ms"]["median"]),
+        infer_tokens_per_s=_mean(ok, lambda e: e["inference_tokens_per_second"]),
+        device=device_of(records[0]),
+        run_dirs=[str(path.parent) for path, _ in cell],
+    )
+
+
+def _mean(records: list[RunResult], figure: Callable[[dict], Any]) -> float | None:
+    values = []
+    for record in records:
+        try:
+            value = figure(record.efficiency)
+        except (KeyError, TypeError, ZeroDivisionError):
+            continue
+        if value is not None:
+            values.append(float(value))
+    return statistics.fmean(values) if values else None
+
+
+def _first_line(text: str | None) -> str:
+    return text.strip().splitlines()[0] if text and text.strip() else ""
+
+
+def _sort_key(higher_is_better: bool) -> Callable[[Row], tuple]:
+    sign = -1 if higher_is_better else 1
+
+    def key(row: Row) -> tuple:
+        if row.status != "ok":
+            return (2, 0.0, row.status, row.label)
+        if row.primary is None:
+            return (1, 0.0, "", row.label)
+        return (0, sign * row.primary, "", row.label)
+
+    return key
+
+
+def _baseline(rows: list[Row]) -> Row | None:
+    candidates = [r for r in rows if r.backend == BASELINE and r.status == "ok"]
+    return min(candidates, key=lambda r: len(r.label), default=None)
+
+
+def _ratios(row: Row, baseline: Row | None) -> dict[str, float | None]:
+    """Each figure over the baseline's, when both were measured on the same device."""
+    ratios: dict[str, float | None] = dict.fromkeys(FIGURES)
+    if baseline is None or baseline.device != row.device:
+        return ratios
+    for name in FIGURES:
+        value, base = getattr(row, name), getattr(baseline, name)
+        if value is not None and base:
+            ratios[name] = value / base
+    return ratios
+
+
+def _labels(configs: list[dict[str, Any]]) -> list[str]:
+    """The backend name plus every setting that differs between rows: backend options
+    among rows of the same backend, other settings among all rows. A group whose
+    ``name`` differs (``model=small``) is shown by that name alone."""
+    ignored = (*NOT_HASHED, "seed")
+    flats = [_flatten({k: v for k, v in c.items() if k not in ignored}) for c in configs]
+    shared = {k for k in _varying(flats) if not k.startswith("backend.")}
+    labels = []
+    for flat in flats:
+        same_backend = [f for f in flats if f.get("backend.name") == flat.get("backend.name")]
+        own = {k for k in _varying(same_backend) if k.startswith("backend.")}
+        parts = [str(flat.get("backend.name"))]
+        parts += _settings(sorted(shared | own), flat)
+        labels.append(" ".join(parts))
+    return labels
+
+
+def _settings(keys: list[str], flat: dict[str, Any]) -> list[str]:
+    named = [k.removesuffix(".name") for k in keys if k.endswith(".name")]
+    parts = [f"{group}={flat.get(group + '.name')}" for group in named]
+    hidden = tuple(f"{group}." for group in named)
+    return parts + [f"{k}={flat.get(k)}" for k in keys if not k.startswith(hidden)]
+
+
+def _varying(flats: Sequence[dict[str, Any]]) -> set[str]:
+    keys = {k for flat in flats for k in flat}
+    missing = object()
+    return {k for k in keys if len({repr(f.get(k, missing)) for f in flats}) > 1}
+
+
+def _flatten(value: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, item in value.items():
+        if isinstance(item, dict):
+            flat |= _flatten(item, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = item
+    return flat
+
+
+def pareto_front(points: Sequence[tuple[float, float]], higher_is_better: bool) -> list[int]:
+    """Indices of the points that no other point beats on latency (x, lower is better)
+    and quality (y, in the metric's direction) at once."""
+    sign = 1 if higher_is_better else -1
+    front = []
+    for i, (x, y) in enumerate(points):
+        dominated = any(
+            x2 <= x and sign * y2 >= sign * y and (x2 < x or sign * y2 > sign * y)
+            for j, (x2, y2) in enumerate(points)
+            if j != i
+        )
+        if not dominated:
+            front.append(i)
+    return front
+
+
+def _ratio(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}×"
+
+
+def _number(value: float | None, spec: str) -> str:
+    return "" if value is None else format(value, spec)
+
+
+def display_columns(board: TaskBoard) -> list[str]:
+    """Column headers of the human-readable tables."""
+    versus = f"vs {BASELINE}"
+    return [
+        "#",
+        "backend",
+        "status",
+        f"{board.metric} {board.arrow}",
+        "seeds",
+        "x-attn ms",
+        versus,
+        "x-attn memory",
+        versus,
+        "train steps/s",
+        versus,
+        "infer tok/s",
+        versus,
+        "device",
+        "reason",
+    ]
+
+
+def display_rows(board: TaskBoard) -> list[list[str]]:
+    """The rows as text, in :func:`display_columns` order (blank: not measured)."""
+    out = []
+    for rank, row in enumerate(board.rows, start=1):
+        quality = _number(row.primary, ".4f")
+        if row.primary_std is not None:
+            quality += f" ± {row.primary_std:.4f}"
+        seeds = f"{len(row.seeds)}" + ("" if len(row.seeds) == row.runs else f"/{row.runs}")
+        ratios = row.vs_baseline
+        out.append(
+            [
+                str(rank) if row.status == "ok" else "",
+                row.label,
+                row.status,
+                quality,
+                seeds,
+                _number(row.latency_ms, ".3f"),
+                _ratio(ratios.get("latency_ms")),
+                "" if row.memory_bytes is None else format_bytes(row.memory_bytes),
+                _ratio(ratios.get("memory_bytes")),
+                _number(row.train_steps_per_s, ".2f"),
+                _ratio(ratios.get("train_steps_per_s")),
+                _number(row.infer_tokens_per_s, ".0f"),
+                _ratio(ratios.get("infer_tokens_per_s")),
+                row.device,
+                row.reason,
+            ]
+        )
+    return out
+
+
+def data_records(board: TaskBoard) -> list[dict[str, Any]]:
+    """The rows as raw values (CSV, wandb tables): numbers stay numbers."""
+    out = []
+    for rank, row in enumerate(board.rows, start=1):
+        record = {
+            "task": board.task,
+            "metric": board.metric,
+            "higher_is_better": board.higher_is_better,
+            "rank": rank if row.status == "ok" else None,
+            "backend": row.label,
+            "backend_name": row.backend,
+            "status": row.status,
+            "seeds": len(row.seeds),
+            "runs": row.runs,
+            "primary_mean": row.primary,
+            "primary_std": row.primary_std,
+        }
+        for name in FIGURES:
+            record[name] = getattr(row, name)
+            record[f"{name}_vs_{BASELINE}"] = row.vs_baseline.get(name)
+        record |= {"device": row.device, "reason": row.reason, "run_dirs": " ".join(row.run_dirs)}
+        out.append(record)
+    return out

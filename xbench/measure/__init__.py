@@ -1,0 +1,1 @@
+"""Measuring cross-attention alone: clocks, memory, FLOPs, inputs, kernel races."""

@@ -1,0 +1,1 @@
+"""Run records: the typed, versioned RunResult and where records are found."""

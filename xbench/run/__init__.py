@@ -1,0 +1,1 @@
+"""One benchmark cell: plan, model, Lightning module, callbacks, heatmaps, resume."""

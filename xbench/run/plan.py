@@ -1,0 +1,74 @@
+"""A run plan: the composed config checked and every name resolved, before any data is
+built, so a bad value costs nothing and resume can decide from the plan alone."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+from xbench.api.backend import BackendSpec
+from xbench.api.errors import UserError
+from xbench.api.options import build_options
+from xbench.api.task import TaskSpec
+from xbench.registry import Registry
+from xbench.run.heatmaps import HeatmapOptions
+from xbench.run.model import ModelConfig
+from xbench.run.module import OptimConfig
+from xbench.run.revision import run_revision
+
+RESUME_CHOICES = ("auto", True, False)
+
+
+@dataclass
+class RunPlan:
+    """A validated run: every name resolved, every option checked."""
+
+    backend: BackendSpec
+    backend_options: Any
+    task: TaskSpec
+    task_options: Any
+    model: ModelConfig
+    optim: OptimConfig
+    heatmaps: HeatmapOptions
+    config: dict[str, Any]
+
+    @functools.cached_property
+    def revision(self) -> dict[str, str | None]:
+        """What code and inputs this run uses (hashed once: resume and the record share it)."""
+        return run_revision(self.backend, self.task, self.task_options)
+
+
+def plan_run(config: dict[str, Any], registry: Registry) -> RunPlan:
+    """Check the composed config; raises :class:`UserError` before any data is built."""
+    backend_cfg, task_cfg = dict(config["backend"]), dict(config["task"])
+    backend = registry.backend(backend_cfg.pop("name"))
+    task = registry.task(task_cfg.pop("name"))
+    model_cfg = {k: v for k, v in config["model"].items() if k != "name"}
+    _check_logger(config.get("logger") or {})
+    _check_resume(config.get("resume", "auto"))
+    return RunPlan(
+        backend=backend,
+        backend_options=build_options(backend.options, backend_cfg, "backend"),
+        task=task,
+        task_options=build_options(task.options, task_cfg, "task"),
+        model=build_options(ModelConfig, model_cfg, "model"),
+        optim=build_options(OptimConfig, config.get("optim"), "optim"),
+        heatmaps=build_options(HeatmapOptions, config.get("heatmaps"), "heatmaps"),
+        config=config,
+    )
+
+
+def _check_logger(settings: dict[str, Any]) -> None:
+    from xbench.integrations.wandb import MODES
+
+    name, mode = settings.get("name", "none"), settings.get("mode", "auto")
+    if name not in ("wandb", "none"):
+        raise UserError(f"logger={name!r} is not available; choose one of: wandb, none")
+    if name == "wandb" and mode not in MODES:
+        raise UserError(f"logger.mode={mode!r} is not allowed; choose one of: {', '.join(MODES)}")
+
+
+def _check_resume(value: Any) -> None:
+    if value not in RESUME_CHOICES:
+        raise UserError(f"resume={value!r} is not allowed; choose one of: auto, true, false")

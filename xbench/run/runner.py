@@ -1,0 +1,231 @@
+"""One cell of the benchmark: validate the config, build task and backend, train, test,
+measure, and write the run record (always — a failed run is a typed record too)."""
+
+from __future__ import annotations
+
+import logging
+import resource
+import shutil
+import traceback
+import uuid
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from xbench import __version__
+from xbench.api.errors import UserError
+from xbench.measure.primitives import measure_cross_attention
+from xbench.records.environment import environment, git_sha
+from xbench.records.result import RunResult, config_hash
+from xbench.run.callbacks import StepTimer
+from xbench.run.heatmaps import heatmap_callbacks
+from xbench.run.model import EncoderDecoder, ModelConfig
+from xbench.run.module import DivergedError, Seq2SeqModule
+from xbench.run.plan import RunPlan
+
+log = logging.getLogger(__name__)
+_QUIET = [".*does not have many workers.*", ".*LeafSpec.*", ".*number of training batches.*"]
+
+
+def execute(plan: RunPlan, run_dir: Path) -> RunResult:
+    """Train and evaluate one backend × task cell; the record is written even on failure."""
+    config = plan.config
+    result = RunResult(
+        run_id=f"{plan.backend.name}-{plan.task.name}-{uuid.uuid4().hex[:8]}",
+        config_hash=config_hash(config),
+        xbench_version=__version__,
+        git_sha=git_sha(),
+        backend={
+            "name": plan.backend.name,
+            "options": asdict(plan.backend_options),
+            "exact": plan.backend.exact,
+            "description": plan.backend.description,
+        },
+        task={
+            "name": plan.task.name,
+            "options": asdict(plan.task_options),
+            "description": plan.task.description,
+        },
+        model={"name": config["model"].get("name"), **asdict(plan.model)},
+        seed=int(config.get("seed", 0)),
+        config=config,
+        revision=plan.revision,
+    )
+    logger = None
+    try:
+        logger = _train_and_measure(plan, run_dir, result)
+    except UserError:
+        result.status, result.error = "failed", traceback.format_exc(limit=0).strip()
+        raise
+    except torch.OutOfMemoryError as error:
+        result.status, result.error = "oom", str(error)
+    except DivergedError as error:
+        result.status, result.error = "diverged", str(error)
+    except Exception as error:  # one failing cell is a record, not a lost sweep
+        result.status = "failed"
+        result.error = f"{type(error).__name__}: {error}\n{traceback.format_exc()}"
+    except BaseException as error:  # Ctrl-C (Lightning turns it into SystemExit): stop, on record
+        result.status, result.error = "failed", f"interrupted ({type(error).__name__})"
+        raise
+    finally:
+        result.environment = environment()
+        result.write(run_dir)
+        if logger is not None:
+            from xbench.integrations.wandb import log_summary
+
+            log_summary(logger, headline(result))
+    return result
+
+
+def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
+    config = plan.config
+    if config.get("threads"):
+        torch.set_num_threads(int(config["threads"]))
+    for pattern in _QUIET:
+        warnings.filterwarnings("ignore", pattern)
+    L.seed_everything(result.seed, workers=True, verbose=False)
+    task = plan.task.build(plan.task_options)
+    backend = plan.backend.build(plan.backend_options)
+    result.task.update(
+        data=task.data_info,
+        source_length=task.source_length,
+        target_length=task.target_length,
+        primary_metric=task.primary_metric,
+        higher_is_better=task.higher_is_better,
+        artifacts=_copy_artifacts(task.artifacts, run_dir),
+    )
+    trainer_cfg = dict(config["trainer"])
+    reason = _unsupported(backend, plan.model, task, trainer_cfg)
+    if reason:
+        result.status, result.error = "unsupported", reason
+        return None
+
+    model = EncoderDecoder(
+        plan.model, task.tokenizer.vocab_size, task.tokenizer.pad_id, task.frontend, backend
+    )
+    total_steps = int(trainer_cfg.get("max_steps") or 1000)
+    module = Seq2SeqModule(model, task, plan.optim, total_steps)
+    logger = _logger(config, run_dir, result)
+    timer = StepTimer()
+    trainer = L.Trainer(
+        **trainer_cfg,
+        logger=logger or False,
+        callbacks=[timer, *heatmap_callbacks(plan.heatmaps, config, plan.task.modality)],
+        default_root_dir=str(run_dir),
+        enable_model_summary=False,
+    )
+    trainer.fit(module, datamodule=task.datamodule)
+    trainer.test(module, datamodule=task.datamodule, verbose=False)
+    if not trainer.is_global_zero:
+        return logger
+
+    scores = module.test_scores
+    result.quality = {
+        "primary_metric": task.primary_metric,
+        "primary": scores.get(task.primary_metric),
+        "higher_is_better": task.higher_is_better,
+        "metrics": scores,
+        "samples": module.samples,
+    }
+    device = trainer.strategy.root_device  # Lightning moves the module back to CPU after test
+    result.efficiency = {
+        "train_step_ms": timer.summary(),
+        "train_steps": trainer.global_step,
+        "inference_tokens_per_second": module.inference_tokens
+        / max(module.inference_seconds, 1e-9),
+        "cross_attention": measure_cross_attention(
+            backend,
+            batch=int(config["measure"]["batch_size"]),
+            heads=plan.model.heads,
+            nq=task.target_length,
+            nk=task.source_length,
+            head_dim=plan.model.head_dim,
+            dtype=_compute_dtype(trainer_cfg, device),
+            device=device,
+            warmup=int(config["measure"]["warmup"]),
+            repeats=int(config["measure"]["repeats"]),
+        ),
+        "peak_memory": _peak_memory(device),
+    }
+    result.backend["describe"] = backend.describe()
+    return logger
+
+
+def _copy_artifacts(artifacts: dict[str, Path], run_dir: Path) -> dict[str, str]:
+    """Copy the task's files into the run directory; returns their paths there."""
+    copied = {}
+    for name, source in artifacts.items():
+        target = run_dir / "artifacts" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        copied[name] = str(target)
+    return copied
+
+
+def _unsupported(backend, model: ModelConfig, task, trainer_cfg: dict) -> str | None:
+    """Ask the backend, on a tiny input of the task's shape, whether it can run at all."""
+    device = _training_device(trainer_cfg)
+    dtype = _compute_dtype(trainer_cfg, device)
+    q = torch.zeros(1, model.heads, task.target_length, model.head_dim, device=device, dtype=dtype)
+    k = torch.zeros(1, model.heads, task.source_length, model.head_dim, device=device, dtype=dtype)
+    mask = torch.ones(1, task.source_length, dtype=torch.bool, device=device)
+    return backend.to(device).supports(q, k, k, mask)
+
+
+def _training_device(trainer_cfg: dict) -> torch.device:
+    wants_gpu = trainer_cfg.get("accelerator") in ("gpu", "cuda", "auto")
+    return torch.device("cuda" if wants_gpu and torch.cuda.is_available() else "cpu")
+
+
+def _compute_dtype(trainer_cfg: dict, device: torch.device) -> torch.dtype:
+    precision = str(trainer_cfg.get("precision", "32"))
+    if device.type != "cuda":
+        return torch.float32
+    if "bf16" in precision:
+        return torch.bfloat16
+    return torch.float16 if precision.startswith("16") else torch.float32
+
+
+def _peak_memory(device: torch.device) -> dict[str, Any]:
+    if device.type == "cuda":
+        return {
+            "bytes": torch.cuda.max_memory_allocated(device),
+            "method": "cuda allocator peak over the whole run",
+        }
+    return {
+        "bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "method": "process peak resident set size (ru_maxrss)",
+    }
+
+
+def _logger(config: dict, run_dir: Path, result: RunResult):
+    settings = config.get("logger") or {}
+    if settings.get("name", "none") == "none" or settings.get("mode") == "disabled":
+        return None
+    from xbench.integrations.wandb import make_wandb_logger
+
+    return make_wandb_logger(settings, run_dir, result.run_id, config)
+
+
+def headline(result: RunResult) -> dict[str, Any]:
+    """Flat figures of a record, for wandb's run summary."""
+    eff = result.efficiency
+    xattn = eff.get("cross_attention", {})
+    out = {
+        "status": result.status,
+        "primary_metric": result.quality.get("primary_metric"),
+        "primary": result.quality.get("primary"),
+    }
+    out |= {f"test/{k}": v for k, v in result.quality.get("metrics", {}).items()}
+    out |= {
+        "train_step_ms": eff.get("train_step_ms", {}).get("median"),
+        "inference_tokens_per_second": eff.get("inference_tokens_per_second"),
+        "cross_attention/latency_ms": xattn.get("latency_ms", {}).get("median"),
+        "cross_attention/memory_bytes": xattn.get("memory_bytes"),
+        "peak_memory_bytes": eff.get("peak_memory", {}).get("bytes"),
+    }
+    return {k: v for k, v in out.items() if v is not None}

@@ -1,0 +1,60 @@
+"""Data plumbing every task shares: padding id rows and a data module over encoded splits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+def pad(rows: Sequence[Sequence[int]], value: int, left: bool = False) -> torch.Tensor:
+    """(len(rows), longest) LongTensor; short rows padded on the right (or the left)."""
+    width = max(len(r) for r in rows)
+    out = torch.full((len(rows), width), value, dtype=torch.long)
+    for i, row in enumerate(rows):
+        start = width - len(row) if left else 0
+        out[i, start : start + len(row)] = torch.tensor(row, dtype=torch.long)
+    return out
+
+
+class SplitDataModule(L.LightningDataModule):
+    """Train/val/test loaders over ready datasets; ``collate`` builds the batch dict that
+    xbench's batch contract describes (see :mod:`xbench.api.task`)."""
+
+    def __init__(
+        self,
+        splits: dict[str, Dataset],
+        collate: Callable[[list[Any]], dict[str, Any]],
+        batch_size: int,
+        eval_batch_size: int,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        self.splits = splits
+        self.collate = collate
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.num_workers = num_workers
+
+    def _loader(self, split: str, shuffle: bool, batch_size: int) -> DataLoader:
+        # Shuffling draws on torch's global RNG, which the runner seeds.
+        return DataLoader(
+            self.splits[split],
+            batch_size=batch_size,
+            shuffle=shuffle,
+            collate_fn=self.collate,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", True, self.batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", False, self.eval_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", False, self.eval_batch_size)

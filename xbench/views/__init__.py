@@ -1,0 +1,1 @@
+"""Console views of one run."""
