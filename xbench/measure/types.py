@@ -1,6 +1,7 @@
 """Typed results of measuring cross-attention: what the runner, ``xbench bench`` and the
 run record share. Each type turns into plain JSON with ``to_dict`` and back with
-``from_dict``, so records stay readable without xbench and old files can be migrated.
+``from_dict`` (:class:`~xbench.jsonable.Jsonable`), so records stay readable without
+xbench and old files can be migrated.
 
 A measurement that could not be taken is a :class:`Measurement` with a status other than
 ``ok`` and a reason; it never raises into the run that asked for it.
@@ -8,15 +9,17 @@ A measurement that could not be taken is a :class:`Measurement` with a status ot
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
+
+from xbench.jsonable import Jsonable
 
 MEASUREMENT_STATUSES = ("ok", "oom", "unsupported", "failed")
 FLOPS_CONVENTION = "FlashAttention: forward = 4*B*H*Nq*Nk*D, forward+backward = 3.5x forward"
 
 
 @dataclass(frozen=True)
-class Latency:
+class Latency(Jsonable):
     """Milliseconds per call: median and interquartile range over ``count`` timed calls;
     ``cold_ms`` is the first call alone (kernel choice, autotuning), when it was timed."""
 
@@ -25,32 +28,18 @@ class Latency:
     count: int
     cold_ms: float | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Latency:
-        return cls(**data)
-
 
 @dataclass(frozen=True)
-class Memory:
+class Memory(Jsonable):
     """Peak bytes of a measured region and how they were counted (a key of
     :data:`xbench.measure.memory.MEMORY_METHODS`, or free text in migrated records)."""
 
     bytes: int
     method: str
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Memory:
-        return cls(**data)
-
 
 @dataclass(frozen=True)
-class Flops:
+class Flops(Jsonable):
     """Floating-point operations of one call, with the convention that counted them."""
 
     count: int
@@ -60,16 +49,9 @@ class Flops:
         """Achieved TFLOP/s at ``latency``'s median."""
         return self.count / (latency.median_ms * 1e-3) / 1e12
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Flops:
-        return cls(**data)
-
 
 @dataclass(frozen=True)
-class AttentionShape:
+class AttentionShape(Jsonable):
     """The inputs of one cross-attention call: ``q (B, H, Nq, D)``, ``k, v (B, H, Nk, D)``.
 
     ``padded_fraction`` is the share of keys the padding mask hides (0.0: a mask with every
@@ -86,16 +68,9 @@ class AttentionShape:
     passes: str = "fwd"
     padded_fraction: float | None = 0.0
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AttentionShape:
-        return cls(**data)
-
 
 @dataclass
-class Measurement:
+class Measurement(Jsonable):
     """One backend at one shape: the figures when ``status == "ok"``, else the reason."""
 
     shape: AttentionShape
@@ -115,30 +90,3 @@ class Measurement:
         if self.flops is None or self.latency is None:
             return None
         return self.flops.tflops(self.latency)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "shape": self.shape.to_dict(),
-            "status": self.status,
-            "reason": self.reason,
-            "latency": None if self.latency is None else self.latency.to_dict(),
-            "memory": None if self.memory is None else self.memory.to_dict(),
-            "flops": None if self.flops is None else self.flops.to_dict(),
-            "describe": dict(self.describe),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Measurement:
-        def sub(key: str, kind: type) -> Any:
-            value = data.get(key)
-            return None if value is None else kind.from_dict(value)
-
-        return cls(
-            shape=AttentionShape.from_dict(data["shape"]),
-            status=data.get("status", "ok"),
-            reason=data.get("reason"),
-            latency=sub("latency", Latency),
-            memory=sub("memory", Memory),
-            flops=sub("flops", Flops),
-            describe=dict(data.get("describe") or {}),
-        )
