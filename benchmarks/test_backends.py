@@ -1,19 +1,22 @@
 """Each backend × representative cross-attention shapes, forward and forward+backward.
 
 Shapes are (B, H, Nq, Nk, D): a decoder of Nq tokens reading an encoder of Nk = 2·Nq
-frames. ``extra_info`` carries the shape, the FLOPs (FlashAttention convention) and what
-the backend says ran (``describe()``, e.g. the SDPA kernel or the kept block fraction).
+frames. Inputs, the timed call and the FLOPs come from the measurement primitive that
+runs and ``xbench bench`` use (:mod:`xbench.measure`). ``extra_info`` carries the shape,
+the FLOPs (FlashAttention convention) and what the backend says ran (``describe()``, e.g.
+the SDPA kernel or the kept block fraction).
 """
 
 from __future__ import annotations
-
-import itertools
 
 import pytest
 import torch
 from conftest import DEVICE
 
-from xbench.measure.primitives import FLOPS_CONVENTION, attention_flops
+from xbench.measure.cross_attention import attention_call
+from xbench.measure.flops import attention_flops
+from xbench.measure.inputs import dtype_name, make_inputs
+from xbench.measure.types import AttentionShape
 
 if DEVICE.type == "cuda":
     DTYPE = torch.bfloat16
@@ -30,60 +33,58 @@ def ids(shape) -> str:
     return "B{}-H{}-Nq{}-Nk{}-D{}".format(*shape)
 
 
-def input_sets(shape, grad: bool):
+def attention_shape(shape, passes: str) -> AttentionShape:
     batch, heads, nq, nk, dim = shape
-    generator = torch.Generator().manual_seed(0)
+    return AttentionShape(
+        batch=batch,
+        heads=heads,
+        nq=nq,
+        nk=nk,
+        head_dim=dim,
+        dtype=dtype_name(DTYPE),
+        device=str(DEVICE),
+        passes=passes,
+        padded_fraction=None,
+    )
 
-    def tensor(n):
-        x = torch.randn(batch, heads, n, dim, generator=generator).to(DEVICE, DTYPE)
-        return x.requires_grad_(grad)
 
-    return [(tensor(nq), tensor(nk), tensor(nk)) for _ in range(INPUT_SETS)]
-
-
-def run_benchmark(benchmark, backend, shape, backward: bool):
-    sets = input_sets(shape, grad=backward)
-    reason = backend.supports(*sets[0], None)
+def run_benchmark(benchmark, backend, shape, passes: str):
+    measured = attention_shape(shape, passes)
+    inputs = make_inputs(measured, sets=INPUT_SETS)
+    reason = backend.supports(*inputs.sets[0], inputs.mask)
     if reason:
         pytest.skip(f"unsupported: {reason}")  # the backend's own refusal, reported as such
-    cycle = itertools.cycle(sets)
-    grad_out = torch.randn_like(sets[0][0])
+    attend = attention_call(backend, inputs)
 
-    def call(q, k, v):
-        if backward:
-            out = backend(q, k, v)
-            torch.autograd.grad(out, (q, k, v), grad_out, allow_unused=True)
-        else:
-            with torch.no_grad():
-                out = backend(q, k, v)
+    def call():
+        out = attend()
         if DEVICE.type == "cuda":
             torch.cuda.synchronize(DEVICE)
         return out
 
-    out = call(*sets[0])  # first call: kernel choice / compilation, kept out of the timing
-    benchmark.pedantic(
-        call, setup=lambda: (next(cycle), {}), rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1
-    )
-    batch, heads, nq, nk, dim = shape
+    call()  # first call: kernel choice / compilation, kept out of the timing
+    out = benchmark.pedantic(call, rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1)
+    flops = attention_flops(measured)
     benchmark.extra_info.update(
-        shape={"batch": batch, "heads": heads, "nq": nq, "nk": nk, "head_dim": dim},
-        dtype=str(DTYPE).removeprefix("torch."),
-        device=str(DEVICE),
-        **{"pass": "fwd+bwd" if backward else "fwd"},
-        flops=attention_flops(batch, heads, nq, nk, dim, backward=backward),
-        flops_convention=FLOPS_CONVENTION,
+        shape=measured.to_dict(),
+        flops=flops.count,
+        flops_convention=flops.convention,
         describe=backend.describe(),
     )
-    assert out.shape == (batch, heads, nq, dim)
+    batch, heads, nq, nk, dim = shape
+    if passes == "fwd":
+        assert out.shape == (batch, heads, nq, dim)
+    else:  # the gradients of q, k and v; every attention output depends on v
+        assert out[2].shape == (batch, heads, nk, dim)
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=ids)
 def test_forward(benchmark, backend, shape):
     benchmark.group = f"fwd {ids(shape)}"
-    run_benchmark(benchmark, backend, shape, backward=False)
+    run_benchmark(benchmark, backend, shape, "fwd")
 
 
 @pytest.mark.parametrize("shape", SHAPES[:1], ids=ids)
 def test_forward_backward(benchmark, backend, shape):
     benchmark.group = f"fwd+bwd {ids(shape)}"
-    run_benchmark(benchmark, backend, shape, backward=True)
+    run_benchmark(benchmark, backend, shape, "fwd+bwd")

@@ -8,6 +8,7 @@ input is reported by ``supports()``; ``describe()`` names the kernel that really
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from dataclasses import dataclass
@@ -154,26 +155,11 @@ def _runnable(names, q, k, v, mask, scale=None) -> list[str]:
 def _fastest(names, q, k, v, mask, scale) -> str:
     def run(name):
         with sdpa_kernel(KERNELS[name]):
-            F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
 
-    timings = {}
-    for name in names:
-        run(name)  # warm-up
-        if q.is_cuda:
-            torch.cuda.synchronize(q.device)
-            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            begin.record()
-            for _ in range(TUNE_REPEATS):
-                run(name)
-            end.record()
-            torch.cuda.synchronize(q.device)
-            timings[name] = begin.elapsed_time(end)
-        else:
-            start = time.perf_counter()
-            for _ in range(TUNE_REPEATS):
-                run(name)
-            timings[name] = time.perf_counter() - start
-    return min(timings, key=timings.get)
+    calls = {name: functools.partial(run, name) for name in names}
+    best, _ = xbench.pick_fastest(calls, q.device, repeats=TUNE_REPEATS)
+    return best
 
 
 @xbench.hookimpl

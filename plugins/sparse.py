@@ -187,8 +187,6 @@ class SparseAttention(AttentionBackend):
     def _faster_route(self, q, k, v, layout, block_mask, key_padding_mask, scale) -> str:
         """Time FlexAttention against the ``blocks`` path (fused SDPA on views) once per input
         signature and keep the faster: on banded layouts the dense kernels on views can win."""
-        from xbench.measure.primitives import time_call
-
         groups = self._row_groups(layout, q.shape[2], k.shape[2], q.device)
         attend = compiled_flex_attention()
         calls = {
@@ -198,14 +196,10 @@ class SparseAttention(AttentionBackend):
             "blocks": lambda: block_sparse_attention(q, k, v, groups, key_padding_mask, scale),
         }
         start = time.perf_counter()
-        with torch.no_grad():
-            timings = {
-                name: time_call(call, q.device, warmup=1, repeats=RACE_REPEATS)["median"]
-                for name, call in calls.items()
-            }
+        route, timings = xbench.pick_fastest(calls, q.device, repeats=RACE_REPEATS)
         self.tune_seconds += time.perf_counter() - start
         self.route_timings_ms = timings
-        return min(timings, key=timings.get)
+        return route
 
     def _row_groups(self, layout: Tensor, nq: int, nk: int, device) -> list[RowGroup]:
         key = (nq, nk, device)

@@ -44,6 +44,7 @@ _EXPORTS = {
     "TokenFrontend": "xbench.taskkit.text",
     "sinusoidal_positions": "xbench.taskkit.text",
     "load_hf_split": "xbench.taskkit.hf",
+    "pick_fastest": "xbench.measure.candidates",
 }
 
 __all__ = [
@@ -71,6 +72,7 @@ __all__ = [
     "TokenFrontend",
     "sinusoidal_positions",
     "load_hf_split",
+    "pick_fastest",
 ]
 
 
@@ -97,6 +99,7 @@ if TYPE_CHECKING:
     from xbench.api.errors import PluginError, UserError
     from xbench.api.options import option
     from xbench.api.task import Task, TaskSpec, Tokenizer
+    from xbench.measure.candidates import pick_fastest
     from xbench.taskkit.cache import cache_path, cached_bytes, cached_json
     from xbench.taskkit.data import SplitDataModule, pad
     from xbench.taskkit.hf import load_hf_split

@@ -4,7 +4,6 @@ points, exponent fitting and crossovers on synthetic data, checks, and config er
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import pytest
 import torch
@@ -16,6 +15,7 @@ from xbench.api.task import TaskSpec
 from xbench.bench import analysis, grid, timing
 from xbench.bench.command import compose, plan_bench, run_bench, task_lengths
 from xbench.cli.main import main
+from xbench.measure.types import Measurement
 from xbench.registry import get_registry, load_registry
 from xbench_plugins.flash import FlashAttention
 from xbench_plugins.naive import NaiveAttention
@@ -43,11 +43,27 @@ def test_naive_point_peak_covers_its_score_matrix_and_flash_stays_far_below():
     flash = timing.measure_point(FlashAttention(), point_shape, settings(), CPU)
 
     assert naive["status"] == flash["status"] == "ok"
-    assert naive["memory_bytes"] >= scores
+    assert naive["memory"]["bytes"] >= scores
     output = 2 * 4 * 256 * 64 * 4
-    assert output <= flash["memory_bytes"] < scores / 4
-    assert naive["flops"] == 4 * 2 * 4 * 256 * 512 * 64
-    assert naive["input_sets"] == 2 and naive["latency_ms"]["count"] == 3
+    assert output <= flash["memory"]["bytes"] < scores / 4
+    assert naive["flops"]["count"] == 4 * 2 * 4 * 256 * 512 * 64
+    assert naive["input_sets"] == 2 and naive["latency"]["count"] == 3
+    assert naive["latency"]["cold_ms"] > 0 and naive["tflops"] > 0
+
+
+def test_a_point_is_a_measurement_plus_bench_fields():
+    point = timing.measure_point(
+        NaiveAttention(), shape(nq=32, nk=64), settings(masked=True, padded_fraction=0.5), CPU
+    )
+    bench_only = {"source", "tflops", "kept_fraction", "io_bytes"}
+    measurement = Measurement.from_dict({k: v for k, v in point.items() if k not in bench_only})
+
+    assert measurement.status == "ok" and measurement.shape.padded_fraction == 0.5
+    assert measurement.shape.passes == "fwd" and measurement.shape.device == "cpu"
+    assert point["io_bytes"] == timing.input_bytes(measurement.shape)
+    assert point["kept_fraction"] is None  # naive reports no kept fraction
+    unmasked = timing.measure_point(NaiveAttention(), shape(nq=32, nk=64), settings(), CPU)
+    assert unmasked["shape"]["padded_fraction"] is None
 
 
 def test_forward_backward_point_uses_the_3_5x_convention_and_counts_gradients():
@@ -55,18 +71,19 @@ def test_forward_backward_point_uses_the_3_5x_convention_and_counts_gradients():
     forward = timing.measure_point(NaiveAttention(), shape(), settings(), CPU)
 
     assert point["status"] == "ok"
-    assert point["flops"] == 3.5 * forward["flops"]
-    assert point["memory_bytes"] > forward["memory_bytes"]  # saved scores + input gradients
+    assert point["flops"]["count"] == 3.5 * forward["flops"]["count"]
+    # saved scores + input gradients
+    assert point["memory"]["bytes"] > forward["memory"]["bytes"]
 
 
 def test_rotation_is_limited_by_the_memory_budget():
-    inputs = timing.Inputs(shape(), CPU, settings(rotate=5, rotate_budget_mb=0.0), grad=False)
-    many = timing.Inputs(shape(), CPU, settings(rotate=5), grad=False)
+    few = timing.measure_point(
+        NaiveAttention(), shape(), settings(rotate=5, rotate_budget_mb=0.0), CPU
+    )
+    many = timing.measure_point(NaiveAttention(), shape(), settings(rotate=5), CPU)
 
-    assert len(inputs.sets) == 1
-    assert len(many.sets) == 5
-    assert many.next()[0] is many.sets[0][0] and many.next()[0] is many.sets[1][0]
-    assert not torch.equal(many.sets[0][0], many.sets[1][0])
+    assert few["input_sets"] == 1
+    assert many["input_sets"] == 5
 
 
 # Typed points: real backends that refuse, run out of memory, fail, or have no gradient.
@@ -109,7 +126,7 @@ def test_points_that_cannot_run_are_typed(backend, passes, status, reason):
 
     assert point["status"] == status
     assert reason in point["reason"]
-    assert "latency_ms" not in point and "memory_bytes" not in point
+    assert point["latency"] is None and point["memory"] is None and "tflops" not in point
     assert point["shape"]["nq"] == 256
 
 
@@ -140,12 +157,13 @@ def synthetic(backend: str, lengths, times, statuses=None, memory=None) -> list[
     points = []
     for i, (n, t) in enumerate(zip(lengths, times, strict=True)):
         status = (statuses or ["ok"] * len(lengths))[i]
-        point = {"backend": backend, "status": status, "shape": shape(n, n).as_dict()}
+        measurement = Measurement(shape(n, n).attention(CPU, None), status=status)
+        point = {"backend": backend, **measurement.to_dict(), "source": ""}
         if status == "ok":
             point.update(
-                latency_ms={"median": t, "iqr": 0.0},
-                memory_bytes=(memory or (lambda n: n * n))(n),
-                flops=4 * 2 * 4 * n * n * 64,
+                latency={"median_ms": t, "iqr_ms": 0.0, "count": 3, "cold_ms": t},
+                memory={"bytes": (memory or (lambda n: n * n))(n), "method": "test"},
+                flops={"count": 4 * 2 * 4 * n * n * 64, "convention": "test"},
                 io_bytes=2 * 4 * 64 * 2 * (2 * n) * 4,
             )
         points.append(point)
@@ -358,6 +376,9 @@ def test_device_cuda_without_a_gpu_is_a_user_error():
     assert grid.resolve_device("cpu") == CPU
 
 
-def test_input_bytes_count_q_k_v_and_output():
-    assert timing.input_bytes(shape(nq=10, nk=30, batch=1, heads=1, dim=2)) == 4 * 2 * 2 * 40
-    assert math.isclose(timing.input_bytes(shape()), 2 * 4 * 64 * 2 * (256 + 512) * 4)
+def test_padded_fraction_without_a_mask_is_a_user_error():
+    with pytest.raises(UserError, match="bench.padded_fraction=0.2 .* bench.masked=true"):
+        grid.check_settings(settings(padded_fraction=0.2))
+    assert grid.padded_fraction(settings(masked=True, padded_fraction=0.2)) == 0.2
+    assert grid.padded_fraction(settings(masked=True)) == 0.0
+    assert grid.padded_fraction(settings()) is None

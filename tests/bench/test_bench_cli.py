@@ -31,7 +31,10 @@ def test_quick_preset_writes_json_csv_plots_and_an_offline_wandb_run(capsys):
     assert {p["status"] for p in report["points"]} == {"ok"}
     assert {r["backend"] for r in rows} == {"naive", "flash", "sparse", "linear"}
     first = report["points"][0]
-    assert float(rows[0]["median_ms"]) == pytest.approx(first["latency_ms"]["median"])
+    assert float(rows[0]["median_ms"]) == pytest.approx(first["latency"]["median_ms"])
+    assert rows[0]["pass"] == first["shape"]["passes"]
+    assert float(rows[0]["memory_bytes"]) == first["memory"]["bytes"]
+    assert set(report["memory_methods"]) == {first["memory"]["method"]}
     assert report["roofs"]["matmul_tflops"] > 0 and report["roofs"]["copy_gbs"] > 0
     for point in report["points"]:
         assert point["io_fraction"] > 0

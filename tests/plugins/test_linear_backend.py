@@ -13,7 +13,7 @@ import torch.nn.functional as F
 import xbench_plugins.linear
 from xbench.api.errors import UserError
 from xbench.api.options import build_options
-from xbench.measure.primitives import peak_memory_bytes
+from xbench.measure.memory import peak_memory_bytes
 from xbench.registry import load_registry
 from xbench_plugins.linear import LinearAttention, LinearOptions, orthogonal_random_features
 

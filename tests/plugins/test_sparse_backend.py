@@ -16,7 +16,7 @@ from torch.nn.attention.flex_attention import flex_attention
 import xbench_plugins.sparse as sparse
 from xbench.api.errors import UserError
 from xbench.api.options import build_options
-from xbench.measure.primitives import peak_memory_bytes
+from xbench.measure.memory import peak_memory_bytes
 from xbench.registry import load_registry
 from xbench_plugins.naive import NaiveAttention
 from xbench_plugins.sparse import SparseAttention, SparseOptions

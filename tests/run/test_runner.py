@@ -30,7 +30,7 @@ def test_fast_dev_run_per_backend_writes_an_ok_record(backend, tmp_path):
     assert set(stored.quality["metrics"]) == {"exact_match", "f1"}
     assert 0.0 <= stored.quality["primary"] <= 1.0
     xattn = stored.efficiency["cross_attention"]
-    assert xattn["status"] == "ok" and xattn["latency_ms"]["median"] > 0
+    assert xattn["status"] == "ok" and xattn["latency"]["median_ms"] > 0
     assert xattn["shape"]["nk"] == stored.task["source_length"]
     assert stored.environment["torch"] == torch.__version__
     assert stored.task["data"]["checksum"]

@@ -38,7 +38,18 @@ def fit_exponent(lengths: list[float], values: list[float]) -> float | None:
 
 def shape_of(point: dict[str, Any]) -> Shape:
     s = point["shape"]
-    return Shape(s["batch"], s["heads"], s["nq"], s["nk"], s["head_dim"], s["dtype"], s["pass"])
+    dims = (s["batch"], s["heads"], s["nq"], s["nk"], s["head_dim"])
+    return Shape(*dims, s["dtype"], s["passes"], point.get("source", ""))
+
+
+def median_ms(point: dict[str, Any]) -> float:
+    """The median latency of an ok point."""
+    return point["latency"]["median_ms"]
+
+
+def memory_bytes(point: dict[str, Any]) -> int:
+    """The peak memory of an ok point."""
+    return point["memory"]["bytes"]
 
 
 def series(points: list[dict[str, Any]]) -> dict[tuple, dict[str, list[dict]]]:
@@ -64,8 +75,8 @@ def exponents(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for name, line in backends.items():
             ok = [p for p in line if p["status"] == "ok"]
             lengths = [p["shape"]["nk"] for p in ok]
-            time = fit_exponent(lengths, [p["latency_ms"]["median"] for p in ok])
-            memory = fit_exponent(lengths, [p["memory_bytes"] for p in ok])
+            time = fit_exponent(lengths, [median_ms(p) for p in ok])
+            memory = fit_exponent(lengths, [memory_bytes(p) for p in ok])
             if time is None:
                 continue
             rows.append(
@@ -91,9 +102,7 @@ def crossover_length(
         other = ref_by_length.get(point["shape"]["nk"])
         if point["status"] != "ok" or other is None or other["status"] in ("unsupported",):
             continue
-        beats = other["status"] != "ok" or (
-            point["latency_ms"]["median"] < other["latency_ms"]["median"]
-        )
+        beats = other["status"] != "ok" or median_ms(point) < median_ms(other)
         verdicts.append((point["shape"]["nk"], beats))
     crossover = None
     for length, beats in sorted(verdicts):
@@ -134,13 +143,13 @@ def add_roofline(points: list[dict[str, Any]], roofs: dict[str, float]) -> None:
         if point["status"] != "ok":
             continue
         point["io_floor_ms"] = point["io_bytes"] / (bandwidth * 1e9) * 1e3
-        point["io_fraction"] = point["io_floor_ms"] / point["latency_ms"]["median"]
+        point["io_fraction"] = point["io_floor_ms"] / median_ms(point)
         kept = point.get("kept_fraction")
         if not point.get("exact", True) and kept is None:
             continue
-        work = point["flops"] * (kept or 1.0)
+        work = point["flops"]["count"] * (kept or 1.0)
         attainable = min(peak * 1e12, work / point["io_bytes"] * bandwidth * 1e9)
-        point["roofline_fraction"] = work / (point["latency_ms"]["median"] * 1e-3) / attainable
+        point["roofline_fraction"] = work / (median_ms(point) * 1e-3) / attainable
 
 
 def evaluate_checks(
@@ -187,12 +196,8 @@ def _point(points, backend: str, where: dict) -> dict:
     raise LookupError(f"{backend} at {where}")
 
 
-def _median(point: dict) -> float:
-    return point["latency_ms"]["median"]
-
-
 def _speedup(check, where, points, references, fitted) -> float:
-    return _median(_point(points, check["over"], where)) / _median(
+    return median_ms(_point(points, check["over"], where)) / median_ms(
         _point(points, check["backend"], where)
     )
 
@@ -221,7 +226,7 @@ def _vs_fastest_bare(check, where, points, references, fitted) -> float:
     ]
     if not bare:
         raise LookupError("bare SDPA kernels (set bench.bare=true)")
-    return min(bare) / _median(_point(points, check["backend"], where))
+    return min(bare) / median_ms(_point(points, check["backend"], where))
 
 
 def _speedup_per_kept(check, where, points, references, fitted) -> float:
@@ -235,14 +240,14 @@ def _io_floor(check, where, points, references, fitted) -> float:
     point = _point(points, check["backend"], where)
     if "io_floor_ms" not in point:
         raise LookupError("copy bandwidth (set bench.roofline=true)")
-    return _median(point) / point["io_floor_ms"]
+    return median_ms(point) / point["io_floor_ms"]
 
 
 def _bare_agreement(check, where, points, references, fitted) -> float:
     for ref in references:
         mine = ref["kind"] == "bare_backend" and ref["reference"] == check["backend"]
         if mine and _matches(ref["shape"], where) and ref["status"] == "ok":
-            harness = _median(_point(points, check["backend"], where))
+            harness = median_ms(_point(points, check["backend"], where))
             return abs(harness / ref["median_ms"] - 1.0)
     raise LookupError(f"bare timing of {check['backend']} (set bench.bare=true)")
 

@@ -25,6 +25,7 @@ from xbench.api.backend import AttentionBackend
 from xbench.api.errors import UserError
 from xbench.bench import analysis, grid, output, timing
 from xbench.config.compose import OUTPUT_ENV
+from xbench.measure.inputs import DTYPES, input_bytes
 from xbench.registry import Registry
 
 PRIMARY = "xbench_bench"
@@ -190,7 +191,8 @@ def plan_bench(config: dict[str, Any], registry: Registry) -> BenchPlan:
 
 def run_bench(plan: BenchPlan) -> dict[str, Any]:
     """Measure every point (interleaving backends per shape) and analyse them."""
-    from xbench.measure.primitives import FLOPS_CONVENTION
+    from xbench.measure.memory import MEMORY_METHODS
+    from xbench.measure.types import FLOPS_CONVENTION
     from xbench.records.environment import environment
 
     settings = plan.settings
@@ -199,7 +201,7 @@ def run_bench(plan: BenchPlan) -> dict[str, Any]:
         torch.set_num_threads(plan.threads)
     roofs = {}
     if settings.roofline:
-        dtype = grid.DTYPES[settings.dtype[0]]
+        dtype = DTYPES[settings.dtype[0]]
         roofs = {
             "matmul_tflops": timing.matmul_peak_tflops(device, dtype),
             "copy_gbs": timing.copy_bandwidth_gbs(device),
@@ -220,14 +222,15 @@ def run_bench(plan: BenchPlan) -> dict[str, Any]:
             references += timing.bare_references(plan.backends, shape, settings, device)
     analysis.add_roofline(points, roofs)
     fitted = analysis.exponents(points)
+    methods = sorted({p["memory"]["method"] for p in points if p.get("memory")})
     return {
-        "schema": "xbench.bench/1",
+        "schema": "xbench.bench/2",
         "settings": dataclasses.asdict(settings),
         "backends": plan.backend_options,
         "environment": environment(),
         "device": str(device),
         "flops_convention": FLOPS_CONVENTION,
-        "memory_method": timing.MEMORY_METHODS[device.type],
+        "memory_methods": {name: MEMORY_METHODS[name] for name in methods},
         "roofs": roofs,
         "tasks": tasks,
         "points": points,
@@ -261,9 +264,8 @@ def _scaling_points(plan: BenchPlan, device) -> tuple[list[dict], list[dict]]:
                 key = (grid.series_key(shape), name)
                 if key in stopped:
                     continue
-                point = timing.measure_point(
-                    backend, shape, settings, device, _projected(last.get(key), shape)
-                )
+                projected = _projected(last.get(key), shape, device)
+                point = timing.measure_point(backend, shape, settings, device, projected)
                 points.append({"backend": name, "exact": plan.exact[name], **point})
                 reason = _stop_reason(point, settings)
                 if reason:
@@ -278,18 +280,19 @@ def _scaling_points(plan: BenchPlan, device) -> tuple[list[dict], list[dict]]:
     return points, stops
 
 
-def _projected(previous: dict | None, shape: grid.Shape) -> int | None:
+def _projected(previous: dict | None, shape: grid.Shape, device) -> int | None:
     """Worst-case (quadratic) growth of the previous length's peak, plus the inputs."""
     if previous is None or previous["status"] != "ok":
         return None
     growth = (shape.nq * shape.nk) / (previous["shape"]["nq"] * previous["shape"]["nk"])
-    return int(previous["memory_bytes"] * growth) + timing.input_bytes(shape)
+    inputs = input_bytes(shape.attention(device, None))
+    return int(analysis.memory_bytes(previous) * growth) + inputs
 
 
 def _stop_reason(point: dict, settings: grid.BenchSettings) -> str | None:
     if point["status"] != "ok":
         return point["status"]
-    median = point["latency_ms"]["median"]
+    median = analysis.median_ms(point)
     if median > settings.time_cap_ms:
         return f"time cap: {median:.0f} ms > bench.time_cap_ms={settings.time_cap_ms:g}"
     return None

@@ -18,10 +18,10 @@ import torch
 
 from xbench.api.errors import UserError
 from xbench.api.options import option
+from xbench.measure.inputs import DTYPES
+from xbench.measure.types import PASSES, AttentionShape
 
 MODES = ("grid", "scaling", "real_shapes")
-PASSES = ("fwd", "fwd+bwd")
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -57,7 +57,10 @@ class BenchSettings:
     rotate_budget_mb: float = option(
         1024.0, help="fewer input sets when they would exceed this", min=0.0
     )
-    masked: bool = option(False, help="pass an all-real key_padding_mask to every call")
+    masked: bool = option(False, help="pass a key_padding_mask to every call")
+    padded_fraction: float = option(
+        0.0, help="masked: share of keys padded, ragged across the batch", min=0.0, max=1.0
+    )
     references: list[str] = option(
         default_factory=lambda: ["naive", "flash"], help="backends the crossovers compare with"
     )
@@ -81,17 +84,24 @@ class Shape:
     passes: str
     source: str = field(default="", compare=False)  # e.g. the task a real shape came from
 
-    def as_dict(self) -> dict:
-        return {
-            "batch": self.batch,
-            "heads": self.heads,
-            "nq": self.nq,
-            "nk": self.nk,
-            "head_dim": self.head_dim,
-            "dtype": self.dtype,
-            "pass": self.passes,
-            "source": self.source,
-        }
+    def attention(self, device: torch.device, padded_fraction: float | None) -> AttentionShape:
+        """The measured shape on ``device`` (``padded_fraction`` None: no mask)."""
+        return AttentionShape(
+            batch=self.batch,
+            heads=self.heads,
+            nq=self.nq,
+            nk=self.nk,
+            head_dim=self.head_dim,
+            dtype=self.dtype,
+            device=str(device),
+            passes=self.passes,
+            padded_fraction=padded_fraction,
+        )
+
+
+def padded_fraction(settings: BenchSettings) -> float | None:
+    """The padded share of the points' masks, or None when they get no mask."""
+    return settings.padded_fraction if settings.masked else None
 
 
 def check_settings(settings: BenchSettings) -> None:
@@ -105,6 +115,11 @@ def check_settings(settings: BenchSettings) -> None:
             raise UserError(f"bench.pairs: {pair!r} must be [Nq, Nk] with positive integers")
     _check_members("dtype", settings.dtype, DTYPES)
     _check_members("passes", settings.passes, PASSES)
+    if settings.padded_fraction and not settings.masked:
+        raise UserError(
+            f"bench.padded_fraction={settings.padded_fraction:g} pads keys of a mask; "
+            "set bench.masked=true as well"
+        )
 
 
 def _check_members(name: str, values: list, allowed) -> None:

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from xbench.atomic import write_atomic
-from xbench.bench.analysis import series
+from xbench.bench.analysis import median_ms, memory_bytes, series
 
 LINE_STYLES = ("-", "--", ":", "-.")  # one per series; one colour per backend
 CSV_FIELDS = (
@@ -29,6 +29,7 @@ CSV_FIELDS = (
     "head_dim",
     "dtype",
     "pass",
+    "padded_fraction",
     "source",
     "median_ms",
     "iqr_ms",
@@ -44,15 +45,17 @@ CSV_FIELDS = (
 
 def flat_row(point: dict[str, Any]) -> dict[str, Any]:
     """One CSV / wandb-table row of a point."""
-    latency = point.get("latency_ms") or {}
+    latency = point.get("latency") or {}
     row = {"backend": point["backend"], "status": point["status"], **point["shape"]}
+    row["pass"] = point["shape"]["passes"]  # the CSV keeps its v1 column name
     row.update(
-        median_ms=latency.get("median"),
-        iqr_ms=latency.get("iqr"),
-        cold_ms=point.get("cold_ms"),
+        source=point.get("source"),
+        median_ms=latency.get("median_ms"),
+        iqr_ms=latency.get("iqr_ms"),
+        cold_ms=latency.get("cold_ms"),
         tflops=point.get("tflops"),
         kept_fraction=point.get("kept_fraction"),
-        memory_bytes=point.get("memory_bytes"),
+        memory_bytes=(point.get("memory") or {}).get("bytes"),
         roofline_fraction=point.get("roofline_fraction"),
         io_fraction=point.get("io_fraction"),
         reason=point.get("reason"),
@@ -93,8 +96,8 @@ def write_plots(points: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     colors = {name: plt.get_cmap("tab10")(i % 10) for i, name in enumerate(names)}
     paths = []
     for name, label, value in (
-        ("latency", "median latency (ms)", lambda p: p["latency_ms"]["median"]),
-        ("memory", "peak memory above baseline (MiB)", lambda p: p["memory_bytes"] / 2**20),
+        ("latency", "median latency (ms)", median_ms),
+        ("memory", "peak memory above baseline (MiB)", lambda p: memory_bytes(p) / 2**20),
     ):
         figure, axes = plt.subplots(figsize=(7, 5))
         for style, (key, backends) in zip(itertools.cycle(LINE_STYLES), table.items()):
@@ -133,26 +136,28 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
         f"xbench bench · {report['settings']['preset']} · {report['environment']['device']}"
         f" · {report['environment']['threads']} threads"
     )
-    table = Table(title=title, caption=report["flops_convention"])
-    sources = any(p["shape"].get("source") for p in report["points"])
+    methods = "; ".join(f"{k}: {v}" for k, v in report["memory_methods"].items())
+    caption = report["flops_convention"] + (f"\nmemory: {methods}" if methods else "")
+    table = Table(title=title, caption=caption)
+    sources = any(p.get("source") for p in report["points"])
     columns = ("backend", *(("source",) if sources else ()), "B", "H", "Nq", "Nk", "D")
     columns += ("dtype", "pass", "status", "median ms")
     for column in (*columns, "IQR ms", "cold ms", "TFLOP/s", "kept", "peak MiB", "roofline", "I/O"):
         table.add_column(column, overflow="fold")
     for point in report["points"]:
-        s, latency = point["shape"], point.get("latency_ms") or {}
+        s, latency = point["shape"], point.get("latency") or {}
         ok = point["status"] == "ok"
         table.add_row(
             point["backend"],
-            *((s["source"],) if sources else ()),
-            *(str(s[k]) for k in ("batch", "heads", "nq", "nk", "head_dim", "dtype", "pass")),
-            point["status"] if ok else f"{point['status']}: {point.get('reason', '')[:60]}",
-            _num(latency.get("median")),
-            _num(latency.get("iqr")),
-            _num(point.get("cold_ms")),
+            *((point["source"],) if sources else ()),
+            *(str(s[k]) for k in ("batch", "heads", "nq", "nk", "head_dim", "dtype", "passes")),
+            point["status"] if ok else f"{point['status']}: {(point.get('reason') or '')[:60]}",
+            _num(latency.get("median_ms")),
+            _num(latency.get("iqr_ms")),
+            _num(latency.get("cold_ms")),
             _num(point.get("tflops")),
             _num(point.get("kept_fraction")),
-            _num(point["memory_bytes"] / 2**20) if ok else "",
+            _num(memory_bytes(point) / 2**20) if ok else "",
             _num(point.get("roofline_fraction")),
             _num(point.get("io_fraction")),
         )

@@ -15,6 +15,7 @@ from typing import Any
 from xbench.jsonable import Jsonable
 
 MEASUREMENT_STATUSES = ("ok", "oom", "unsupported", "failed")
+PASSES = ("fwd", "fwd+bwd")  # AttentionShape.passes: forward only, or forward + input gradients
 FLOPS_CONVENTION = "FlashAttention: forward = 4*B*H*Nq*Nk*D, forward+backward = 3.5x forward"
 
 
@@ -55,7 +56,8 @@ class AttentionShape(Jsonable):
     """The inputs of one cross-attention call: ``q (B, H, Nq, D)``, ``k, v (B, H, Nk, D)``.
 
     ``padded_fraction`` is the share of keys the padding mask hides (0.0: a mask with every
-    key real; None: no mask passed).
+    key real; None: no mask passed). Above 0 the real lengths are ragged across the batch,
+    as in a padded batch of real sequences (see :func:`xbench.measure.inputs.padding_mask`).
     """
 
     batch: int
@@ -71,7 +73,11 @@ class AttentionShape(Jsonable):
 
 @dataclass
 class Measurement(Jsonable):
-    """One backend at one shape: the figures when ``status == "ok"``, else the reason."""
+    """One backend at one shape: the figures when ``status == "ok"``, else the reason.
+
+    ``input_sets`` is how many input sets the timed calls cycled through; ``detail`` is the
+    tail of the traceback of a ``failed`` measurement (where in the backend it broke).
+    """
 
     shape: AttentionShape
     status: str = "ok"
@@ -80,6 +86,8 @@ class Measurement(Jsonable):
     memory: Memory | None = None
     flops: Flops | None = None
     describe: dict[str, Any] = field(default_factory=dict)
+    input_sets: int | None = None
+    detail: str | None = None
 
     def __post_init__(self) -> None:
         if self.status not in MEASUREMENT_STATUSES:

@@ -7,7 +7,7 @@ import time
 import lightning as L
 import torch
 
-from xbench.measure.primitives import summarize
+from xbench.measure.clock import summarize
 
 WARMUP_STEPS = 10
 
@@ -33,5 +33,6 @@ class StepTimer(L.Callback):
         self.times.append(time.perf_counter() - self._start)
 
     def summary(self) -> dict[str, float]:
-        steady = self.times[WARMUP_STEPS:] or self.times
-        return {k: (v * 1e3 if k != "count" else v) for k, v in summarize(steady).items()}
+        """Median and IQR in milliseconds, and the count of steps summarised."""
+        steady = summarize([t * 1e3 for t in self.times[WARMUP_STEPS:] or self.times])
+        return {"median": steady.median_ms, "iqr": steady.iqr_ms, "count": steady.count}

@@ -18,7 +18,9 @@ import torch
 
 from xbench import __version__
 from xbench.api.errors import UserError
-from xbench.measure.primitives import measure_cross_attention
+from xbench.measure.cross_attention import measure_cross_attention
+from xbench.measure.inputs import dtype_name
+from xbench.measure.types import AttentionShape
 from xbench.records.environment import environment, git_sha
 from xbench.records.result import RunResult, config_hash
 from xbench.run.callbacks import StepTimer
@@ -139,16 +141,18 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
         / max(module.inference_seconds, 1e-9),
         "cross_attention": measure_cross_attention(
             backend,
-            batch=int(config["measure"]["batch_size"]),
-            heads=plan.model.heads,
-            nq=task.target_length,
-            nk=task.source_length,
-            head_dim=plan.model.head_dim,
-            dtype=_compute_dtype(trainer_cfg, device),
-            device=device,
+            AttentionShape(
+                batch=int(config["measure"]["batch_size"]),
+                heads=plan.model.heads,
+                nq=task.target_length,
+                nk=task.source_length,
+                head_dim=plan.model.head_dim,
+                dtype=dtype_name(_compute_dtype(trainer_cfg, device)),
+                device=str(device),
+            ),
             warmup=int(config["measure"]["warmup"]),
             repeats=int(config["measure"]["repeats"]),
-        ),
+        ).to_dict(),
         "peak_memory": _peak_memory(device),
     }
     result.backend["describe"] = backend.describe()

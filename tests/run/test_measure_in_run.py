@@ -1,0 +1,86 @@
+"""A measurement that fails after a successful training is a typed sub-record: the run
+stays ``ok`` and keeps its quality figures (a real run on tiny settings)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from helpers import SMALL_QA, composed_config
+
+import xbench
+from xbench.api.backend import BackendSpec
+from xbench.records.result import RunResult
+from xbench.registry import load_registry
+from xbench.run.plan import plan_run
+from xbench.run.runner import execute
+from xbench_plugins.naive import NaiveAttention
+
+
+class OutOfMemoryWhenTimed(NaiveAttention):
+    """Naive attention in training steps (autograd on) and in Lightning's validation, test
+    and the heatmaps (eval mode or inference mode). A call under ``torch.no_grad()`` with
+    the model in train mode is none of those: it is the measurement after training, and
+    there it runs out of memory."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = {"train": 0, "eval": 0, "timed": 0}
+
+    def forward(self, q, k, v, key_padding_mask=None, scale=None):
+        if torch.is_grad_enabled():
+            self.calls["train"] += 1
+        elif torch.is_inference_mode_enabled() or not self.training:
+            self.calls["eval"] += 1
+        else:
+            self.calls["timed"] += 1
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 64.00 GiB")
+        return super().forward(q, k, v, key_padding_mask, scale)
+
+
+@dataclass
+class _NoOptions:
+    pass
+
+
+def test_an_oom_while_timing_keeps_the_run_ok_with_its_quality(tmp_path):
+    built: list[OutOfMemoryWhenTimed] = []
+
+    def build(options):
+        built.append(OutOfMemoryWhenTimed())
+        return built[-1]
+
+    class Plugin:
+        @xbench.hookimpl
+        def xbench_register_backends(self, register):
+            register(
+                BackendSpec(
+                    name="oom_when_timed",
+                    build=build,
+                    options=_NoOptions,
+                    exact=True,
+                    description="naive attention that runs out of memory when timed",
+                )
+            )
+
+    registry = load_registry(extra_plugins=[("oom_when_timed", Plugin())])
+    overrides = ["backend=oom_when_timed", "trainer=debug", "logger=none", *SMALL_QA]
+    config = composed_config(overrides, registry)
+
+    result = execute(plan_run(config, registry), tmp_path)
+
+    assert result.status == "ok", result.error
+    assert sum(b.calls["train"] for b in built) > 0  # trained and evaluated through it
+    assert sum(b.calls["eval"] for b in built) > 0
+    assert sum(b.calls["timed"] for b in built) == 1  # the cold call; nothing after it
+    stored = RunResult.load(tmp_path / "result.json")
+    assert stored.status == "ok" and stored.error is None
+    assert set(stored.quality["metrics"]) == {"exact_match", "f1"}
+    assert 0.0 <= stored.quality["primary"] <= 1.0
+    xattn = stored.efficiency["cross_attention"]
+    assert xattn["status"] == "oom"
+    assert xattn["reason"] == "CUDA out of memory. Tried to allocate 64.00 GiB"
+    assert xattn["latency"] is None and xattn["memory"] is None
+    assert xattn["shape"]["nk"] == stored.task["source_length"]
+    assert xattn["shape"]["batch"] == config["measure"]["batch_size"]
+    assert stored.efficiency["train_steps"] > 0
