@@ -67,7 +67,7 @@ def test_run_writes_a_record_and_an_offline_wandb_run(tmp_path):
     records = list((tmp_path / "runs").glob("*/*/result.json"))
     assert len(records) == 1
     result = RunResult.load(records[0])
-    assert result.status == "ok" and result.backend["describe"]["kernel"] == "flash"
+    assert result.status == "ok" and result.backend.describe["kernel"] == "flash"
     offline = list(records[0].parent.glob("wandb/offline-run-*/run-*.wandb"))
     assert offline, "an offline wandb run is in the run directory"
     assert "xbench results" in done.stdout and "result.json" in done.stdout

@@ -1,10 +1,20 @@
-"""wandb mode resolution: online only with credentials, never blocking without them."""
+"""wandb mode resolution (online only with credentials, never blocking without them) and
+the run summary a record puts into its wandb run."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from xbench.integrations.wandb import has_credentials, resolve_mode
+from xbench.integrations.wandb import has_credentials, log_summary, make_wandb_logger, resolve_mode
+from xbench.records.result import RunResult
+from xbench.records.summary import headline
+
+V1_QA = Path(__file__).parents[1] / "records" / "fixtures" / "result_v1_qa.json"
 
 
 @pytest.fixture
@@ -41,3 +51,20 @@ def test_wandb_mode_environment_wins(no_credentials, monkeypatch):
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     monkeypatch.setenv("WANDB_MODE", "offline")
     assert resolve_mode("online") == "offline"
+
+
+@pytest.mark.slow
+def test_the_wandb_run_summary_holds_the_record_headline(tmp_path):
+    record = RunResult.load(V1_QA)
+    logger = make_wandb_logger({"mode": "offline"}, tmp_path, record.run_id, record.config)
+
+    log_summary(logger, record)
+
+    (log,) = tmp_path.glob("wandb/offline-run-*/run-*.wandb")
+    inspect = [sys.executable, "-m", "wandb", "leet", "inspect", "--summary", "--json", str(log)]
+    done = subprocess.run(inspect, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    logged = json.loads(done.stdout)["summary"]
+    assert {k: logged[k] for k in headline(record)} == headline(record)
+    assert logged["cross_attention/latency_ms"] == pytest.approx(0.06114900000397938)
+    assert logged["test/f1"] == pytest.approx(0.8913333415985107)

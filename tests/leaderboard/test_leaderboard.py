@@ -6,7 +6,10 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,9 +17,20 @@ import pytest
 from xbench.cli.main import main
 from xbench.leaderboard.board import build_leaderboard, display_rows, pareto_front
 from xbench.leaderboard.publish import write_report
-from xbench.records.result import RunResult, config_hash
+from xbench.measure.types import AttentionShape, Latency, Measurement, Memory
+from xbench.records.result import (
+    BackendInfo,
+    Efficiency,
+    Environment,
+    ModelInfo,
+    Quality,
+    RunResult,
+    TaskFacts,
+    config_hash,
+)
 
-CPU = {"device": "cpu", "cpu": "Test CPU", "threads": 2}
+CPU = Environment(device="cpu", cpu="Test CPU", threads=2)
+SHAPE = AttentionShape(batch=8, heads=2, nq=10, nk=58, head_dim=32, dtype="float32", device="cpu")
 
 
 def record(
@@ -33,7 +47,7 @@ def record(
     step_ms: float = 100.0,
     tokens: float = 500.0,
     options: dict | None = None,
-    environment: dict | None = None,
+    environment: Environment | None = None,
     created: str = "2024-01-01T00:00:00",
 ) -> RunResult:
     """A record shaped like the runner's, with chosen figures."""
@@ -45,22 +59,33 @@ def record(
         config_hash=config_hash(config),
         xbench_version="0.1.0",
         git_sha=None,
-        backend={"name": backend, "options": options or {}, "description": f"{backend} attn"},
-        task={"name": task, "primary_metric": metric, "higher_is_better": higher},
-        model={"name": "tiny"},
+        backend=BackendInfo(
+            name=backend, exact=True, options=options or {}, description=f"{backend} attn"
+        ),
+        task=TaskFacts(name=task, primary_metric=metric, higher_is_better=higher),
+        model=ModelInfo(name="tiny"),
         seed=seed,
         status=status,
         error=error,
-        quality={"primary_metric": metric, "primary": primary, "higher_is_better": higher}
+        quality=Quality(
+            primary_metric=metric,
+            primary=primary,
+            higher_is_better=higher,
+            metrics={} if primary is None else {metric: primary},
+        )
         if ok
-        else {},
-        efficiency={
-            "train_step_ms": {"median": step_ms},
-            "inference_tokens_per_second": tokens,
-            "cross_attention": {"latency_ms": {"median": latency}, "memory_bytes": memory},
-        }
+        else Quality(),
+        efficiency=Efficiency(
+            train_step=Latency(median_ms=step_ms, iqr_ms=0.0, count=10),
+            inference_tokens_per_second=tokens,
+            cross_attention=Measurement(
+                shape=SHAPE,
+                latency=Latency(median_ms=latency, iqr_ms=0.0, count=20),
+                memory=Memory(bytes=memory, method="live tensor storages"),
+            ),
+        )
         if ok
-        else {},
+        else Efficiency(),
         environment=environment or CPU,
         config=config,
         created=created,
@@ -124,7 +149,7 @@ def test_a_partly_failed_cell_keeps_its_finished_seeds():
 
 
 def test_ratios_are_relative_to_flash_on_the_same_device():
-    gpu = {"device": "NVIDIA H100"}
+    gpu = Environment(device="NVIDIA H100")
     records = [
         record("flash", latency=2.0, memory=1000, step_ms=100.0, tokens=400.0),
         record("naive", latency=5.0, memory=4000, step_ms=200.0, tokens=100.0),
@@ -144,6 +169,20 @@ def test_ratios_are_relative_to_flash_on_the_same_device():
     assert rows["flash"].vs_baseline["latency_ms"] == pytest.approx(1.0)
     assert set(rows["sparse"].vs_baseline.values()) == {None}, "another device: no ratio"
     assert rows["sparse"].device == "NVIDIA H100" and rows["naive"].device.startswith("cpu (")
+
+
+def test_a_measurement_that_failed_leaves_its_figures_blank_and_keeps_the_quality():
+    failed = record("naive", primary=0.7)
+    failed.efficiency.cross_attention = Measurement(
+        shape=SHAPE, status="oom", reason="CUDA out of memory while timing"
+    )
+    (board,) = build_leaderboard(found(record("flash", primary=0.5), failed))
+    naive = next(r for r in board.rows if r.backend == "naive")
+    assert naive.status == "ok" and naive.primary == pytest.approx(0.7)
+    assert naive.latency_ms is None and naive.memory_bytes is None
+    assert naive.train_steps_per_s == pytest.approx(10.0), "the other figures stay"
+    cells = display_rows(board)[board.rows.index(naive)]
+    assert cells[5:9] == ["", "", "", ""]
 
 
 def test_without_flash_the_ratio_columns_are_blank():
@@ -238,3 +277,64 @@ def test_leaderboard_command_defaults_to_the_output_root(tmp_path, capsys):
 def test_leaderboard_command_names_a_missing_folder(tmp_path, capsys):
     assert main(["leaderboard", str(tmp_path / "nope")]) == 2
     assert f"no such folder: {tmp_path / 'nope'}" in capsys.readouterr().err
+
+
+# A record written by the previous release (schema version 1) for `xbench run task=qa`.
+V1_QA = Path(__file__).parents[1] / "records" / "fixtures" / "result_v1_qa.json"
+V1_ROW = (
+    "| 1 | flash | ok | 0.8913 | 1 | 0.061 | 1.00× | 22.9 KiB | 1.00× | 19.22 | 1.00× | 6525"
+    " | 1.00× | cpu (Intel(R) Xeon(R) Processor, 2 threads) |  |"
+)
+
+
+def old_and_unreadable_records(root: Path) -> dict[str, Path]:
+    """The version-1 record, one from a newer xbench, and a truncated file."""
+    paths = {name: root / name / "result.json" for name in ("v1", "newer", "corrupt")}
+    for path in paths.values():
+        path.parent.mkdir(parents=True)
+    paths["v1"].write_text(V1_QA.read_text())
+    newer = json.loads(V1_QA.read_text()) | {"schema_version": 99, "run_id": "from-the-future"}
+    paths["newer"].write_text(json.dumps(newer))
+    paths["corrupt"].write_text(V1_QA.read_text()[:300])
+    return paths
+
+
+def test_a_version_1_record_shows_on_the_leaderboard(tmp_path, caplog):
+    paths = old_and_unreadable_records(tmp_path / "runs")
+
+    assert main(["leaderboard", str(tmp_path / "runs"), "--out", str(tmp_path / "report")]) == 0
+
+    assert V1_ROW in (tmp_path / "report" / "leaderboard.md").read_text().splitlines()
+    (row,) = csv.DictReader(io.StringIO((tmp_path / "report" / "leaderboard.csv").read_text()))
+    assert row["backend"] == "flash" and row["run_dirs"] == str(paths["v1"].parent)
+    assert float(row["primary_mean"]) == pytest.approx(0.8913333415985107)
+    assert float(row["latency_ms"]) == pytest.approx(0.06114900000397938)
+    assert float(row["memory_bytes"]) == 23448
+    assert float(row["train_steps_per_s"]) == pytest.approx(1e3 / 52.024490499988474)
+    assert float(row["infer_tokens_per_s"]) == pytest.approx(6524.68420452437)
+    corrupt, newer = (r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert corrupt.startswith(f"skipping {paths['corrupt']}: not valid JSON (")
+    assert newer == (
+        f"skipping {paths['newer']}: schema version 99 is newer than this xbench reads (2);"
+        " upgrade xbench to read it"
+    )
+
+
+@pytest.mark.slow
+def test_the_leaderboard_command_shows_a_version_1_record(tmp_path):
+    paths = old_and_unreadable_records(tmp_path / "runs")
+    command = [sys.executable, "-m", "xbench.cli", "leaderboard", str(tmp_path / "runs")]
+
+    done = subprocess.run(
+        [*command, "--out", str(tmp_path / "report")], capture_output=True, text=True, timeout=300
+    )
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "qa: f1 (higher is better)" in done.stdout and "0.8913" in done.stdout
+    assert V1_ROW in (tmp_path / "report" / "leaderboard.md").read_text().splitlines()
+    corrupt, newer = done.stderr.splitlines()
+    assert corrupt.startswith(f"skipping {paths['corrupt']}: not valid JSON (")
+    assert newer == (
+        f"skipping {paths['newer']}: schema version 99 is newer than this xbench reads (2);"
+        " upgrade xbench to read it"
+    )

@@ -93,7 +93,7 @@ def test_html_from_configs_and_plugins_renders_as_text(tmp_path):
         record(f"evil{SCRIPT}", primary=0.5, task=task),
         record("broken", status="failed", error=f"ValueError: {IMAGE}\nmore", task=task),
     ]
-    records[1].backend["description"] = f"{BOLD} {SCRIPT}"
+    records[1].backend.description = f"{BOLD} {SCRIPT}"
     boards = build_leaderboard(found(*records))
     write_report(boards, tmp_path, [f"/runs/{BOLD}"])
 

@@ -10,7 +10,21 @@ import os
 import pytest
 
 import xbench.atomic
-from xbench.records.result import RESULT_FILE, SCHEMA_VERSION, STATUSES, RunResult, config_hash
+from xbench.measure.types import AttentionShape, Latency, Measurement
+from xbench.records.migrate import NewerSchemaError
+from xbench.records.result import (
+    RESULT_FILE,
+    SCHEMA_VERSION,
+    STATUSES,
+    BackendInfo,
+    Efficiency,
+    Environment,
+    ModelInfo,
+    Quality,
+    RunResult,
+    TaskFacts,
+    config_hash,
+)
 from xbench.taskkit.cache import CACHE_ENV, cached_json, key_of
 
 
@@ -20,17 +34,22 @@ def make_result(**changes) -> RunResult:
         "config_hash": "0" * 16,
         "xbench_version": "0.1.0",
         "git_sha": None,
-        "backend": {
-            "name": "flash",
-            "options": {"kernel": "auto"},
-            "describe": {"kernel": "flash"},
-        },
-        "task": {"name": "qa", "data": {"source": "embedded", "checksum": "ab" * 32}},
-        "model": {"name": "tiny", "d_model": 64, "heads": 2},
+        "backend": BackendInfo(
+            name="flash", exact=True, options={"kernel": "auto"}, describe={"kernel": "flash"}
+        ),
+        "task": TaskFacts(name="qa", data={"source": "embedded", "checksum": "ab" * 32}),
+        "model": ModelInfo(name="tiny", settings={"d_model": 64, "heads": 2}),
         "seed": 3,
-        "quality": {"primary_metric": "f1", "primary": 0.75, "metrics": {"f1": 0.75, "em": 0.5}},
-        "efficiency": {"cross_attention": {"status": "ok", "latency_ms": {"median": 0.2}}},
-        "environment": {"python": "3.11", "threads": 2},
+        "quality": Quality(primary_metric="f1", primary=0.75, metrics={"f1": 0.75, "em": 0.5}),
+        "efficiency": Efficiency(
+            cross_attention=Measurement(
+                shape=AttentionShape(
+                    batch=2, heads=2, nq=4, nk=8, head_dim=16, dtype="float32", device="cpu"
+                ),
+                latency=Latency(median_ms=0.2, iqr_ms=0.01, count=5),
+            )
+        ),
+        "environment": Environment(python="3.11", threads=2),
         "config": {"backend": {"name": "flash"}, "seed": 3},
     }
     fields.update(changes)
@@ -79,13 +98,13 @@ def test_invalid_status_raises():
         make_result(status="crashed")
 
 
-def test_load_rejects_another_schema_version(tmp_path):
+def test_load_rejects_a_newer_schema_version(tmp_path):
     path = make_result().write(tmp_path)
     data = json.loads(path.read_text())
     data["schema_version"] = SCHEMA_VERSION + 1
     path.write_text(json.dumps(data))
 
-    with pytest.raises(ValueError, match="schema_version"):
+    with pytest.raises(NewerSchemaError, match=f"schema version {SCHEMA_VERSION + 1} is newer"):
         RunResult.load(path)
 
 

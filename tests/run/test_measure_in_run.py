@@ -75,12 +75,12 @@ def test_an_oom_while_timing_keeps_the_run_ok_with_its_quality(tmp_path):
     assert sum(b.calls["timed"] for b in built) == 1  # the cold call; nothing after it
     stored = RunResult.load(tmp_path / "result.json")
     assert stored.status == "ok" and stored.error is None
-    assert set(stored.quality["metrics"]) == {"exact_match", "f1"}
-    assert 0.0 <= stored.quality["primary"] <= 1.0
-    xattn = stored.efficiency["cross_attention"]
-    assert xattn["status"] == "oom"
-    assert xattn["reason"] == "CUDA out of memory. Tried to allocate 64.00 GiB"
-    assert xattn["latency"] is None and xattn["memory"] is None
-    assert xattn["shape"]["nk"] == stored.task["source_length"]
-    assert xattn["shape"]["batch"] == config["measure"]["batch_size"]
-    assert stored.efficiency["train_steps"] > 0
+    assert set(stored.quality.metrics) == {"exact_match", "f1"}
+    assert 0.0 <= stored.quality.primary <= 1.0
+    xattn = stored.efficiency.cross_attention
+    assert xattn.status == "oom"
+    assert xattn.reason == "CUDA out of memory. Tried to allocate 64.00 GiB"
+    assert xattn.latency is None and xattn.memory is None
+    assert xattn.shape.nk == stored.task.source_length
+    assert xattn.shape.batch == config["measure"]["batch_size"]
+    assert stored.efficiency.train_steps > 0

@@ -14,7 +14,14 @@ from helpers import SMALL_QA, composed_config
 
 from xbench import __version__
 from xbench.api.errors import UserError
-from xbench.records.result import RunResult, config_hash
+from xbench.records.result import (
+    BackendInfo,
+    ModelInfo,
+    Revision,
+    RunResult,
+    TaskFacts,
+    config_hash,
+)
 from xbench.registry import get_registry
 from xbench.run.plan import plan_run
 from xbench.run.resume import finished_record, reuse, wants_resume
@@ -33,12 +40,12 @@ def record_of(plan, **changes) -> RunResult:
         config_hash=config_hash(plan.config),
         xbench_version=__version__,
         git_sha=None,
-        backend={"name": "naive"},
-        task={"name": "qa"},
-        model={},
+        backend=BackendInfo(name="naive", exact=True),
+        task=TaskFacts(name="qa"),
+        model=ModelInfo(),
         seed=plan.config["seed"],
         config=plan.config,
-        revision=run_revision(plan.backend, plan.task, plan.task_options),
+        revision=Revision.from_dict(run_revision(plan.backend, plan.task, plan.task_options)),
     )
     return RunResult(**(fields | changes))
 
@@ -79,7 +86,7 @@ def test_finds_the_finished_record_anywhere_under_the_output_root(tmp_path):
     [
         {"status": "failed", "error": "boom"},
         {"xbench_version": "0.0.1"},
-        {"revision": {"code": "0" * 16, "inputs": None}},
+        {"revision": Revision(code="0" * 16, inputs=None)},
         {"config_hash": "f" * 16},
     ],
 )
@@ -150,7 +157,7 @@ def test_a_killed_sweep_resumes_with_every_finished_cell(tmp_path, kill):
     first.send_signal(kill)
     assert first.wait(timeout=120) != 0
     (killed,) = runs.iterdir()
-    before = {r.backend["name"]: r for r in map(RunResult.load, killed.glob("*/result.json"))}
+    before = {r.backend.name: r for r in map(RunResult.load, killed.glob("*/result.json"))}
     finished = {name: r for name, r in before.items() if r.status == "ok"}
     assert "naive" in finished, "the first cell's record survived intact"
     assert all(r.error.startswith("interrupted") for r in before.values() if r.status != "ok")
@@ -160,7 +167,7 @@ def test_a_killed_sweep_resumes_with_every_finished_cell(tmp_path, kill):
 
     assert again.returncode == 0, again.stderr[-3000:]
     (resumed,) = (d for d in runs.iterdir() if d != killed)
-    after = {r.backend["name"]: r for r in map(RunResult.load, resumed.glob("*/result.json"))}
+    after = {r.backend.name: r for r in map(RunResult.load, resumed.glob("*/result.json"))}
     assert set(after) == {"naive", "uniform"} and all(r.status == "ok" for r in after.values())
     for name, record in finished.items():
         assert f"skipped {name} × qa seed=0" in again.stdout

@@ -41,7 +41,7 @@ def test_task_artifacts_are_copied_into_the_run_directory(tmp_path):
     assert result.status == "ok", result.error
     copied = tmp_path / "run" / "artifacts" / "vocabulary.txt"
     assert copied.read_text() == (tmp_path / "vocabulary.txt").read_text()
-    assert result.task["artifacts"] == {"vocabulary.txt": str(copied)}
+    assert result.task.artifacts == {"vocabulary.txt": str(copied)}
 
 
 def test_each_validation_shows_sample_outputs_with_references(tmp_path, caplog):
@@ -55,4 +55,4 @@ def test_each_validation_shows_sample_outputs_with_references(tmp_path, caplog):
         "step 4: validation samples",
     ]
     assert shown[0].count("  output: ") == shown[0].count("  ref:    ") == 5
-    assert len(result.quality["samples"]) == 5
+    assert len(result.quality.samples) == 5

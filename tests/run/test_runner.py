@@ -26,14 +26,14 @@ def test_fast_dev_run_per_backend_writes_an_ok_record(backend, tmp_path):
     result = execute(plan_run(config, get_registry()), tmp_path)
     assert result.status == "ok", result.error
     stored = RunResult.load(tmp_path / "result.json")
-    assert stored.backend["name"] == backend
-    assert set(stored.quality["metrics"]) == {"exact_match", "f1"}
-    assert 0.0 <= stored.quality["primary"] <= 1.0
-    xattn = stored.efficiency["cross_attention"]
-    assert xattn["status"] == "ok" and xattn["latency"]["median_ms"] > 0
-    assert xattn["shape"]["nk"] == stored.task["source_length"]
-    assert stored.environment["torch"] == torch.__version__
-    assert stored.task["data"]["checksum"]
+    assert stored.backend.name == backend
+    assert set(stored.quality.metrics) == {"exact_match", "f1"}
+    assert 0.0 <= stored.quality.primary <= 1.0
+    xattn = stored.efficiency.cross_attention
+    assert xattn.status == "ok" and xattn.latency.median_ms > 0
+    assert xattn.shape.nk == stored.task.source_length
+    assert stored.environment.torch == torch.__version__
+    assert stored.task.data["checksum"]
 
 
 def test_same_seed_same_metrics(tmp_path):
@@ -42,7 +42,7 @@ def test_same_seed_same_metrics(tmp_path):
     first = execute(plan_run(config, get_registry()), tmp_path / "a")
     second = execute(plan_run(config, get_registry()), tmp_path / "b")
     assert first.status == second.status == "ok"
-    assert first.quality["metrics"] == second.quality["metrics"]
+    assert first.quality.metrics == second.quality.metrics
     assert first.config_hash == second.config_hash
 
 

@@ -144,9 +144,7 @@ def test_a_sweep_with_failing_cells_finishes_and_reports_them(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     (sweep,) = (tmp_path / "runs" / "multirun").iterdir()
-    statuses = {
-        r.backend["name"]: r.status for r in map(RunResult.load, sweep.glob("*/result.json"))
-    }
+    statuses = {r.backend.name: r.status for r in map(RunResult.load, sweep.glob("*/result.json"))}
     assert statuses == {"naive": "ok", "exploding": "failed", "oom": "oom", "nans": "diverged"}
 
     rows = {r["backend"]: r for r in csv.DictReader((sweep / "leaderboard.csv").open())}

@@ -28,10 +28,10 @@ def test_fast_dev_run_on_embedded_scenes(backend, tmp_path):
     config = composed_config([f"backend={backend}", *TINY, *sizes])
     result = execute(plan_run(config, get_registry()), tmp_path)
     assert result.status == "ok", result.error
-    assert set(result.quality["metrics"]) == {"cider", "bleu4", "attributes", "relations"}
-    assert result.quality["primary_metric"] == "cider" and result.quality["primary"] >= 0
-    assert result.task["source_length"] == 16
-    assert result.efficiency["cross_attention"]["shape"]["nk"] == 16
+    assert set(result.quality.metrics) == {"cider", "bleu4", "attributes", "relations"}
+    assert result.quality.primary_metric == "cider" and result.quality.primary >= 0
+    assert result.task.source_length == 16
+    assert result.efficiency.cross_attention.shape.nk == 16
 
 
 @pytest.mark.slow
@@ -45,5 +45,5 @@ def test_fast_dev_run_on_a_coco_folder(tmp_path):
     ]
     result = execute(plan_run(composed_config(overrides), get_registry()), tmp_path / "run")
     assert result.status == "ok", result.error
-    assert set(result.quality["metrics"]) == {"cider", "bleu4"}
-    assert result.task["data"]["sizes"] == {"train": 9, "val": 1, "test": 2}
+    assert set(result.quality.metrics) == {"cider", "bleu4"}
+    assert result.task.data["sizes"] == {"train": 9, "val": 1, "test": 2}

@@ -298,12 +298,10 @@ def test_fast_dev_run_writes_an_ok_record(tmp_path, units):
     config = composed_config([*DEBUG, *SMALL_SPEECH, f"task.units={units}"])
     result = execute(plan_run(config, get_registry()), tmp_path)
     assert result.status == "ok", result.error
-    assert result.quality["primary_metric"] == "wer" and not result.quality["higher_is_better"]
-    assert set(result.quality["metrics"]) == {"wer", "cer"}
-    assert (
-        result.task["data"]["source"] == "embedded" and len(result.task["data"]["checksum"]) == 64
-    )
-    assert result.task["source_length"] > 10
+    assert result.quality.primary_metric == "wer" and not result.quality.higher_is_better
+    assert set(result.quality.metrics) == {"wer", "cer"}
+    assert result.task.data["source"] == "embedded" and len(result.task.data["checksum"]) == 64
+    assert result.task.source_length > 10
 
 
 @pytest.mark.slow
@@ -314,7 +312,7 @@ def test_a_folder_runs_through_configuration_alone(tmp_path):
     config = composed_config([*DEBUG, "task=speech_to_text", *folder, "task.data.resample=true"])
     result = execute(plan_run(config, get_registry()), tmp_path / "run")
     assert result.status == "ok", result.error
-    assert result.task["data"]["sizes"] == {"train": 8, "val": 1, "test": 1}
+    assert result.task.data["sizes"] == {"train": 8, "val": 1, "test": 1}
 
 
 def test_a_bad_folder_stops_the_run_before_training(tmp_path):

@@ -483,10 +483,10 @@ def test_fast_dev_run_through_the_runner(tmp_path):
     )
     result = execute(plan_run(config, get_registry()), tmp_path)
     assert result.status == "ok", result.error
-    assert set(result.quality["metrics"]) == {"bleu", "chrf"}
-    assert 0.0 <= result.quality["primary"] <= 100.0
+    assert set(result.quality.metrics) == {"bleu", "chrf"}
+    assert 0.0 <= result.quality.primary <= 100.0
     assert (tmp_path / "artifacts" / "subword.model").exists()
-    assert result.task["data"]["source"] == "embedded"
+    assert result.task.data["source"] == "embedded"
 
 
 @pytest.mark.slow

@@ -13,8 +13,11 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from xbench.records.summary import headline
+
 if TYPE_CHECKING:
     from xbench.leaderboard.board import TaskBoard
+    from xbench.records.result import RunResult
 
 MODES = ("auto", "online", "offline", "disabled")
 
@@ -69,10 +72,10 @@ def make_wandb_logger(settings: dict[str, Any], run_dir: Path, run_id: str, conf
     )
 
 
-def log_summary(logger, summary: dict[str, Any]) -> None:
+def log_summary(logger, result: RunResult) -> None:
     """Put the run record's headline figures into the wandb run summary, then finish it."""
     run = logger.experiment
-    run.summary.update(summary)
+    run.summary.update(headline(result))
     run.finish()
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xbench.records.result import NOT_HASHED, RunResult, config_hash
+from xbench.records.result import NOT_HASHED, Efficiency, RunResult, config_hash
 from xbench.views.units import format_bytes
 
 BASELINE = "flash"
@@ -73,7 +73,7 @@ def build_leaderboard(found: Iterable[tuple[Path, RunResult]]) -> list[TaskBoard
         newest[(record.config_hash, device_of(record))] = (path, record)
     cells: dict[tuple[str, str, str], list[tuple[Path, RunResult]]] = {}
     for path, record in newest.values():
-        key = (record.task["name"], _cell_key(record), device_of(record))
+        key = (record.task.name, _cell_key(record), device_of(record))
         cells.setdefault(key, []).append((path, record))
     tasks = sorted({task for task, _, _ in cells})
     return [_task_board(task, [c for k, c in cells.items() if k[0] == task]) for task in tasks]
@@ -82,9 +82,9 @@ def build_leaderboard(found: Iterable[tuple[Path, RunResult]]) -> list[TaskBoard
 def device_of(record: RunResult) -> str:
     """Where the figures were measured, e.g. ``NVIDIA H100`` or ``cpu (Xeon…, 2 threads)``."""
     env = record.environment
-    device = env.get("device") or "unknown"
-    if device == "cpu" and env.get("cpu"):
-        return f"cpu ({env['cpu']}, {env.get('threads')} threads)"
+    device = env.device or "unknown"
+    if device == "cpu" and env.cpu:
+        return f"cpu ({env.cpu}, {env.threads} threads)"
     return device
 
 
@@ -95,9 +95,12 @@ def _cell_key(record: RunResult) -> str:
 
 def _task_board(task: str, cells: list[list[tuple[Path, RunResult]]]) -> TaskBoard:
     records = [record for cell in cells for _, record in cell]
-    finished = [r for r in records if r.status == "ok" and r.quality] or records
-    metric = finished[0].quality.get("primary_metric") or finished[0].task.get("primary_metric")
-    higher = finished[0].quality.get("higher_is_better", finished[0].task.get("higher_is_better"))
+    finished = [r for r in records if r.status == "ok" and r.quality.primary_metric] or records
+    first = finished[0]
+    metric = first.quality.primary_metric or first.task.primary_metric
+    higher = first.quality.higher_is_better
+    if higher is None:
+        higher = first.task.higher_is_better
     labels = _labels([cell[0][1].config for cell in cells])
     rows = [_row(label, cell) for label, cell in zip(labels, cells, strict=True)]
     rows.sort(key=_sort_key(higher is not False))
@@ -110,7 +113,7 @@ def _task_board(task: str, cells: list[list[tuple[Path, RunResult]]]) -> TaskBoa
         higher_is_better=higher is not False,
         rows=rows,
         baseline=baseline.label if baseline else None,
-        descriptions={r.backend["name"]: r.backend.get("description", "") for r in records},
+        descriptions={r.backend.name: r.backend.description for r in records},
     )
 
 
@@ -122,35 +125,34 @@ def _row(label: str, cell: list[tuple[Path, RunResult]]) -> Row:
     reason = _first_line(failing[0].error) if failing else ""
     if ok and failing:
         reason = f"{len(failing)} of {len(records)} seeds did not finish: {reason}"
-    primaries = [r.quality["primary"] for r in ok if r.quality.get("primary") is not None]
+    primaries = [r.quality.primary for r in ok if r.quality.primary is not None]
     return Row(
         label=label,
-        backend=records[0].backend["name"],
+        backend=records[0].backend.name,
         status="ok" if ok else failing[0].status,
         reason=reason,
         seeds=[r.seed for r in ok],
         runs=len(records),
         primary=statistics.fmean(primaries) if primaries else None,
         primary_std=statistics.stdev(primaries) if len(primaries) > 1 else None,
-        latency_ms=_mean(ok, lambda e: e["cross_attention"]["latency_ms"]["median"]),
-        memory_bytes=_mean(ok, lambda e: e["cross_attention"]["memory_bytes"]),
-        train_steps_per_s=_mean(ok, lambda e: 1e3 / e["train_step_ms"]["median"]),
-        infer_tokens_per_s=_mean(ok, lambda e: e["inference_tokens_per_second"]),
+        latency_ms=_mean(ok, lambda e: e.attention_ms),
+        memory_bytes=_mean(ok, lambda e: e.attention_bytes),
+        train_steps_per_s=_mean(ok, _steps_per_second),
+        infer_tokens_per_s=_mean(ok, lambda e: e.inference_tokens_per_second),
         device=device_of(records[0]),
         run_dirs=[str(path.parent) for path, _ in cell],
     )
 
 
-def _mean(records: list[RunResult], figure: Callable[[dict], Any]) -> float | None:
-    values = []
-    for record in records:
-        try:
-            value = figure(record.efficiency)
-        except (KeyError, TypeError, ZeroDivisionError):
-            continue
-        if value is not None:
-            values.append(float(value))
+def _mean(records: list[RunResult], figure: Callable[[Efficiency], float | None]) -> float | None:
+    """The mean of a figure over the records that measured it (None: none did)."""
+    values = [float(v) for r in records if (v := figure(r.efficiency)) is not None]
     return statistics.fmean(values) if values else None
+
+
+def _steps_per_second(efficiency: Efficiency) -> float | None:
+    step_ms = efficiency.train_step_ms
+    return 1e3 / step_ms if step_ms else None
 
 
 def _first_line(text: str | None) -> str:

@@ -29,7 +29,7 @@ from xbench.leaderboard.board import (
 from xbench.leaderboard.console import print_leaderboard
 from xbench.leaderboard.html import render_html
 from xbench.leaderboard.plots import pareto_plot
-from xbench.records.result import find_results
+from xbench.records.store import find_results
 
 log = logging.getLogger(__name__)
 REPORT_FILES = ("leaderboard.md", "leaderboard.csv", "leaderboard.html")

@@ -7,12 +7,15 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
 
-def environment() -> dict:
-    """Python, torch, CUDA, device and CPU facts of this process."""
+def environment() -> dict[str, Any]:
+    """Python, torch, CUDA, device and CPU facts of this process, as plain JSON (the
+    fields of :class:`xbench.records.result.Environment`; ``xbench bench`` reports use it
+    as it is)."""
     cuda = torch.cuda.is_available()
     return {
         "python": platform.python_version(),

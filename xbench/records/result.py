@@ -1,32 +1,29 @@
-"""RunResult: everything one run measured, as one versioned JSON record.
+"""RunResult: everything one run measured, as one typed, versioned JSON record.
 
-Reporting, caching and resume read only these records; wandb and the console table are
-views of them.
+Reporting, caching and resume read only these records; wandb, the console table and the
+leaderboard are views of them. On disk a record is plain JSON (``to_dict``), so it stays
+readable without xbench; :meth:`RunResult.load` migrates records of older schema versions
+(:mod:`xbench.records.migrate`) and refuses newer ones.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import hashlib
 import json
-import logging
-import os
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from xbench.atomic import write_atomic
+from xbench.jsonable import Jsonable
+from xbench.measure.types import Latency, Measurement, Memory
+from xbench.records.migrate import SCHEMA_VERSION, migrate
 
-log = logging.getLogger(__name__)
-SCHEMA_VERSION = 1
 STATUSES = ("ok", "oom", "unsupported", "failed", "diverged")
 RESULT_FILE = "result.json"
 # Keys that do not change what a run computes, so they stay out of the config hash.
 NOT_HASHED = ("hydra", "logger", "output_root", "threads", "resume")
-# Folders inside a run directory that never hold run records: not searched.
-_NOT_RUN_DIRS = {"wandb", "artifacts", ".hydra", "lightning_logs", "checkpoints", "__pycache__"}
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -38,25 +35,160 @@ def config_hash(config: dict[str, Any]) -> str:
 
 
 @dataclass
-class RunResult:
+class BackendInfo(Jsonable):
+    """The attention backend of a run: its plugin's name, options, exactness and
+    description, and ``describe()`` (what really ran; empty when it was never built)."""
+
+    name: str
+    exact: bool
+    options: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    describe: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TaskFacts(Jsonable):
+    """The task of a run. ``name``, ``options`` and ``description`` come from the plan; the
+    rest from the built task (absent when building it failed).
+
+    ``data`` is the task's ``data_info`` (source, checksum, sizes, ...). ``source_length``
+    and ``target_length`` are the task's ``Task.source_length``/``target_length``, the Nk
+    and Nq at which cross-attention is measured: the longest example the task produces
+    (the built-ins take the test split; speech_to_text's source is its longest clip of any
+    split). ``source_length`` counts encoder positions only: tokens without BOS/EOS (text
+    tasks), feature frames after subsampling (speech), image patches (captioning).
+    ``target_length`` counts the decoder prompt (QA's question) and BOS; qa, translation
+    and speech_to_text also count EOS, so their figure is one more than the teacher-forced
+    decoder input, while captioning's is exactly that input (BOS + caption tokens).
+    ``artifacts`` maps a file the task made to its copy in the run directory.
+    """
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    source_length: int | None = None
+    target_length: int | None = None
+    primary_metric: str | None = None
+    higher_is_better: bool | None = None
+    artifacts: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ModelInfo(Jsonable):
+    """The encoder-decoder of a run: its config-group name (``model=tiny``) and the
+    resolved settings it was built with (the fields of ``xbench.run.model.ModelConfig``,
+    kept as a mapping so the record does not change shape when that config grows)."""
+
+    name: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Sample(Jsonable):
+    """One test example's decoded output next to its (first) reference."""
+
+    prediction: str
+    reference: str
+
+
+@dataclass
+class Quality(Jsonable):
+    """Test-split figures: every metric, the primary one and its direction, and a few
+    sample outputs. Empty (no metrics, ``primary`` None) when the run did not finish."""
+
+    primary_metric: str | None = None
+    primary: float | None = None
+    higher_is_better: bool | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    samples: list[Sample] = field(default_factory=list)
+
+
+@dataclass
+class Efficiency(Jsonable):
+    """What a finished run cost: the training step's latency (steady state, warm-up
+    steps left out) and count, greedy-decoding throughput, the cross-attention op measured
+    alone at the task's shape, and the peak memory of the whole run. Every figure is None
+    when it was not measured; a cross-attention measurement that could not be taken is a
+    :class:`~xbench.measure.types.Measurement` with its status and reason."""
+
+    train_step: Latency | None = None
+    train_steps: int | None = None
+    inference_tokens_per_second: float | None = None
+    cross_attention: Measurement | None = None
+    peak_memory: Memory | None = None
+
+    @property
+    def attention_latency(self) -> Latency | None:
+        """The cross-attention op's latency, when it was timed."""
+        return self.cross_attention.latency if self.cross_attention else None
+
+    @property
+    def attention_ms(self) -> float | None:
+        """Median milliseconds of one cross-attention call."""
+        latency = self.attention_latency
+        return latency.median_ms if latency else None
+
+    @property
+    def attention_bytes(self) -> int | None:
+        """Peak bytes of one cross-attention call."""
+        memory = self.cross_attention.memory if self.cross_attention else None
+        return memory.bytes if memory else None
+
+    @property
+    def train_step_ms(self) -> float | None:
+        """Median milliseconds of one training step."""
+        return self.train_step.median_ms if self.train_step else None
+
+    @property
+    def peak_memory_bytes(self) -> int | None:
+        return self.peak_memory.bytes if self.peak_memory else None
+
+
+@dataclass
+class Environment(Jsonable):
+    """Where the figures were measured (:func:`xbench.records.environment.environment`).
+    ``cuda`` is None without a GPU; ``device`` is the GPU's name or ``cpu``."""
+
+    python: str | None = None
+    torch: str | None = None
+    cuda: str | None = None
+    device: str | None = None
+    cpu: str | None = None
+    cpu_count: int | None = None
+    threads: int | None = None
+    platform: str | None = None
+    executable: str | None = None
+
+
+@dataclass(frozen=True)
+class Revision(Jsonable):
+    """What code and inputs produced a run (:mod:`xbench.run.revision`); resume compares
+    it. ``inputs`` is None when no task option names a local file."""
+
+    code: str | None = None
+    inputs: str | None = None
+
+
+@dataclass
+class RunResult(Jsonable):
     """One run: identity, what ran, status, quality, efficiency and environment."""
 
     run_id: str
     config_hash: str
     xbench_version: str
     git_sha: str | None
-    backend: dict[str, Any]
-    task: dict[str, Any]
-    model: dict[str, Any]
+    backend: BackendInfo
+    task: TaskFacts
+    model: ModelInfo
     seed: int
     status: str = "ok"
     error: str | None = None
-    quality: dict[str, Any] = field(default_factory=dict)
-    efficiency: dict[str, Any] = field(default_factory=dict)
-    environment: dict[str, Any] = field(default_factory=dict)
+    quality: Quality = field(default_factory=Quality)
+    efficiency: Efficiency = field(default_factory=Efficiency)
+    environment: Environment = field(default_factory=Environment)
     config: dict[str, Any] = field(default_factory=dict)
-    # What code and inputs produced it (see xbench.run.revision); resume compares it.
-    revision: dict[str, Any] = field(default_factory=dict)
+    revision: Revision = field(default_factory=Revision)
     created: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat())
     schema_version: int = SCHEMA_VERSION
 
@@ -65,7 +197,7 @@ class RunResult:
             raise ValueError(f"status {self.status!r} is not one of {STATUSES}")
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True, default=str)
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True, default=str)
 
     def write(self, run_dir: str | Path) -> Path:
         """Write ``result.json`` into ``run_dir`` atomically (temp file, then rename)."""
@@ -73,32 +205,17 @@ class RunResult:
 
     @classmethod
     def load(cls, path: str | Path) -> RunResult:
-        data = json.loads(Path(path).read_text())
-        if data.get("schema_version") != SCHEMA_VERSION:
-            raise ValueError(
-                f"{path}: schema_version {data.get('schema_version')} is not {SCHEMA_VERSION}"
-            )
-        return cls(**data)
+        """Read a record, migrating an older schema version.
 
-
-def find_results(roots: Iterable[str | Path]) -> Iterator[tuple[Path, RunResult]]:
-    """Every readable run record under ``roots`` (files or folders), in path order.
-
-    A record that cannot be read (another schema, a hand-edited file) is skipped with a
-    warning: one bad file must not hide the others.
-    """
-    for root in roots:
-        root = Path(root)
-        paths = [root] if root.is_file() else sorted(_record_paths(root))
-        for path in paths:
-            try:
-                yield path, RunResult.load(path)
-            except (OSError, ValueError, TypeError) as error:
-                log.warning("skipping %s: %s", path, error)
-
-
-def _record_paths(root: Path) -> Iterator[Path]:
-    for folder, subfolders, files in os.walk(root):
-        subfolders[:] = [d for d in subfolders if d not in _NOT_RUN_DIRS]
-        if RESULT_FILE in files:
-            yield Path(folder) / RESULT_FILE
+        Raises :class:`~xbench.records.migrate.NewerSchemaError` for a record this xbench
+        is too old to read and ``ValueError`` for a file that is not a run record; the
+        messages leave the path to the caller (:func:`xbench.records.store.find_results`).
+        """
+        try:
+            data = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"not valid JSON ({error})") from error
+        try:
+            return cls.from_dict(migrate(data))
+        except (TypeError, KeyError, AttributeError) as error:
+            raise ValueError(f"not a run record ({error})") from error

@@ -8,6 +8,7 @@ import lightning as L
 import torch
 
 from xbench.measure.clock import summarize
+from xbench.measure.types import Latency
 
 WARMUP_STEPS = 10
 
@@ -32,7 +33,6 @@ class StepTimer(L.Callback):
         self._sync(pl_module)
         self.times.append(time.perf_counter() - self._start)
 
-    def summary(self) -> dict[str, float]:
-        """Median and IQR in milliseconds, and the count of steps summarised."""
-        steady = summarize([t * 1e3 for t in self.times[WARMUP_STEPS:] or self.times])
-        return {"median": steady.median_ms, "iqr": steady.iqr_ms, "count": steady.count}
+    def summary(self) -> Latency:
+        """Milliseconds per step: median and IQR of the steady steps."""
+        return summarize([t * 1e3 for t in self.times[WARMUP_STEPS:] or self.times])

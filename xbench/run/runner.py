@@ -4,14 +4,12 @@ measure, and write the run record (always — a failed run is a typed record too
 from __future__ import annotations
 
 import logging
-import resource
 import shutil
 import traceback
 import uuid
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 import torch
@@ -20,9 +18,21 @@ from xbench import __version__
 from xbench.api.errors import UserError
 from xbench.measure.cross_attention import measure_cross_attention
 from xbench.measure.inputs import dtype_name
+from xbench.measure.memory import run_peak_memory
 from xbench.measure.types import AttentionShape
 from xbench.records.environment import environment, git_sha
-from xbench.records.result import RunResult, config_hash
+from xbench.records.result import (
+    BackendInfo,
+    Efficiency,
+    Environment,
+    ModelInfo,
+    Quality,
+    Revision,
+    RunResult,
+    Sample,
+    TaskFacts,
+    config_hash,
+)
 from xbench.run.callbacks import StepTimer
 from xbench.run.heatmaps import heatmap_callbacks
 from xbench.run.model import EncoderDecoder, ModelConfig
@@ -41,21 +51,21 @@ def execute(plan: RunPlan, run_dir: Path) -> RunResult:
         config_hash=config_hash(config),
         xbench_version=__version__,
         git_sha=git_sha(),
-        backend={
-            "name": plan.backend.name,
-            "options": asdict(plan.backend_options),
-            "exact": plan.backend.exact,
-            "description": plan.backend.description,
-        },
-        task={
-            "name": plan.task.name,
-            "options": asdict(plan.task_options),
-            "description": plan.task.description,
-        },
-        model={"name": config["model"].get("name"), **asdict(plan.model)},
+        backend=BackendInfo(
+            name=plan.backend.name,
+            exact=plan.backend.exact,
+            options=asdict(plan.backend_options),
+            description=plan.backend.description,
+        ),
+        task=TaskFacts(
+            name=plan.task.name,
+            options=asdict(plan.task_options),
+            description=plan.task.description,
+        ),
+        model=ModelInfo(name=config["model"].get("name"), settings=asdict(plan.model)),
         seed=int(config.get("seed", 0)),
         config=config,
-        revision=plan.revision,
+        revision=Revision.from_dict(plan.revision),
     )
     logger = None
     try:
@@ -74,12 +84,12 @@ def execute(plan: RunPlan, run_dir: Path) -> RunResult:
         result.status, result.error = "failed", f"interrupted ({type(error).__name__})"
         raise
     finally:
-        result.environment = environment()
+        result.environment = Environment.from_dict(environment())
         result.write(run_dir)
         if logger is not None:
             from xbench.integrations.wandb import log_summary
 
-            log_summary(logger, headline(result))
+            log_summary(logger, result)
     return result
 
 
@@ -92,7 +102,8 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
     L.seed_everything(result.seed, workers=True, verbose=False)
     task = plan.task.build(plan.task_options)
     backend = plan.backend.build(plan.backend_options)
-    result.task.update(
+    result.task = replace(
+        result.task,
         data=task.data_info,
         source_length=task.source_length,
         target_length=task.target_length,
@@ -126,36 +137,36 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
         return logger
 
     scores = module.test_scores
-    result.quality = {
-        "primary_metric": task.primary_metric,
-        "primary": scores.get(task.primary_metric),
-        "higher_is_better": task.higher_is_better,
-        "metrics": scores,
-        "samples": module.samples,
-    }
+    result.quality = Quality(
+        primary_metric=task.primary_metric,
+        primary=scores.get(task.primary_metric),
+        higher_is_better=task.higher_is_better,
+        metrics=scores,
+        samples=[Sample.from_dict(sample) for sample in module.samples],
+    )
     device = trainer.strategy.root_device  # Lightning moves the module back to CPU after test
-    result.efficiency = {
-        "train_step_ms": timer.summary(),
-        "train_steps": trainer.global_step,
-        "inference_tokens_per_second": module.inference_tokens
-        / max(module.inference_seconds, 1e-9),
-        "cross_attention": measure_cross_attention(
-            backend,
-            AttentionShape(
-                batch=int(config["measure"]["batch_size"]),
-                heads=plan.model.heads,
-                nq=task.target_length,
-                nk=task.source_length,
-                head_dim=plan.model.head_dim,
-                dtype=dtype_name(_compute_dtype(trainer_cfg, device)),
-                device=str(device),
-            ),
-            warmup=int(config["measure"]["warmup"]),
-            repeats=int(config["measure"]["repeats"]),
-        ).to_dict(),
-        "peak_memory": _peak_memory(device),
-    }
-    result.backend["describe"] = backend.describe()
+    cross_attention = measure_cross_attention(
+        backend,
+        AttentionShape(
+            batch=int(config["measure"]["batch_size"]),
+            heads=plan.model.heads,
+            nq=task.target_length,
+            nk=task.source_length,
+            head_dim=plan.model.head_dim,
+            dtype=dtype_name(_compute_dtype(trainer_cfg, device)),
+            device=str(device),
+        ),
+        warmup=int(config["measure"]["warmup"]),
+        repeats=int(config["measure"]["repeats"]),
+    )
+    result.efficiency = Efficiency(
+        train_step=timer.summary(),
+        train_steps=trainer.global_step,
+        inference_tokens_per_second=module.inference_tokens / max(module.inference_seconds, 1e-9),
+        cross_attention=cross_attention,
+        peak_memory=run_peak_memory(device),
+    )
+    result.backend.describe = backend.describe()
     return logger
 
 
@@ -194,18 +205,6 @@ def _compute_dtype(trainer_cfg: dict, device: torch.device) -> torch.dtype:
     return torch.float16 if precision.startswith("16") else torch.float32
 
 
-def _peak_memory(device: torch.device) -> dict[str, Any]:
-    if device.type == "cuda":
-        return {
-            "bytes": torch.cuda.max_memory_allocated(device),
-            "method": "cuda allocator peak over the whole run",
-        }
-    return {
-        "bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        "method": "process peak resident set size (ru_maxrss)",
-    }
-
-
 def _logger(config: dict, run_dir: Path, result: RunResult):
     settings = config.get("logger") or {}
     if settings.get("name", "none") == "none" or settings.get("mode") == "disabled":
@@ -213,23 +212,3 @@ def _logger(config: dict, run_dir: Path, result: RunResult):
     from xbench.integrations.wandb import make_wandb_logger
 
     return make_wandb_logger(settings, run_dir, result.run_id, config)
-
-
-def headline(result: RunResult) -> dict[str, Any]:
-    """Flat figures of a record, for wandb's run summary."""
-    eff = result.efficiency
-    xattn = eff.get("cross_attention", {})
-    out = {
-        "status": result.status,
-        "primary_metric": result.quality.get("primary_metric"),
-        "primary": result.quality.get("primary"),
-    }
-    out |= {f"test/{k}": v for k, v in result.quality.get("metrics", {}).items()}
-    out |= {
-        "train_step_ms": eff.get("train_step_ms", {}).get("median"),
-        "inference_tokens_per_second": eff.get("inference_tokens_per_second"),
-        "cross_attention/latency_ms": xattn.get("latency_ms", {}).get("median"),
-        "cross_attention/memory_bytes": xattn.get("memory_bytes"),
-        "peak_memory_bytes": eff.get("peak_memory", {}).get("bytes"),
-    }
-    return {k: v for k, v in out.items() if v is not None}

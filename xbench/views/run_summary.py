@@ -33,21 +33,21 @@ def summary_table(results: Iterable[RunResult]) -> Table:
         table.add_column(column, overflow="fold")
     for r in results:
         eff, quality = r.efficiency, r.quality
-        xattn = eff.get("cross_attention", {})
-        latency = xattn.get("latency_ms") or {}
-        primary = quality.get("primary")
-        arrow = "↑" if quality.get("higher_is_better", True) else "↓"
+        latency = eff.attention_latency
+        arrow = "↓" if quality.higher_is_better is False else "↑"
         table.add_row(
-            r.backend["name"],
-            r.task["name"],
+            r.backend.name,
+            r.task.name,
             r.status if r.status == "ok" else f"[red]{r.status}[/red]",
-            "-" if primary is None else f"{quality['primary_metric']} {arrow} {primary:.3f}",
-            " ".join(f"{k}={v:.3f}" for k, v in quality.get("metrics", {}).items()),
-            _fmt(eff.get("train_step_ms", {}).get("median"), ".1f"),
-            _fmt(eff.get("inference_tokens_per_second"), ".0f"),
-            "-" if not latency else f"{latency['median']:.3f} ± {latency['iqr']:.3f}",
-            format_bytes(xattn.get("memory_bytes")),
-            format_bytes(eff.get("peak_memory", {}).get("bytes")),
+            "-"
+            if quality.primary is None
+            else f"{quality.primary_metric} {arrow} {quality.primary:.3f}",
+            " ".join(f"{k}={v:.3f}" for k, v in quality.metrics.items()),
+            _fmt(eff.train_step_ms, ".1f"),
+            _fmt(eff.inference_tokens_per_second, ".0f"),
+            "-" if latency is None else f"{latency.median_ms:.3f} ± {latency.iqr_ms:.3f}",
+            format_bytes(eff.attention_bytes),
+            format_bytes(eff.peak_memory_bytes),
         )
     return table
 
@@ -62,7 +62,7 @@ def print_summary(results: Iterable[RunResult], console: Console | None = None) 
     for r in results:
         if r.status != "ok" and r.error:
             console.print(
-                f"[red]{r.backend['name']} × {r.task['name']}: {r.status}[/red] "
+                f"[red]{r.backend.name} × {r.task.name}: {r.status}[/red] "
                 f"{r.error.splitlines()[0] if r.error else ''}",
                 highlight=False,
             )

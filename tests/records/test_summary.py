@@ -1,0 +1,45 @@
+"""A record's headline figures (wandb's run summary): flat, named, unmeasured ones left out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from xbench.records.result import BackendInfo, ModelInfo, RunResult, TaskFacts
+from xbench.records.summary import headline
+
+V1_QA = Path(__file__).parent / "fixtures" / "result_v1_qa.json"
+
+
+def test_headline_of_a_finished_run():
+    assert headline(RunResult.load(V1_QA)) == pytest.approx(
+        {
+            "status": "ok",
+            "primary_metric": "f1",
+            "primary": 0.8913333415985107,
+            "test/exact_match": 0.8790000081062317,
+            "test/f1": 0.8913333415985107,
+            "train_step_ms": 52.024490499988474,
+            "inference_tokens_per_second": 6524.68420452437,
+            "cross_attention/latency_ms": 0.06114900000397938,
+            "cross_attention/memory_bytes": 23448,
+            "peak_memory_bytes": 679260160,
+        }
+    )
+
+
+def test_headline_of_a_failed_run_has_only_its_status():
+    record = RunResult(
+        run_id="x",
+        config_hash="0" * 16,
+        xbench_version="0.1.0",
+        git_sha=None,
+        backend=BackendInfo(name="naive", exact=True),
+        task=TaskFacts(name="qa"),
+        model=ModelInfo(name="tiny"),
+        seed=0,
+        status="failed",
+        error="boom",
+    )
+    assert headline(record) == {"status": "failed"}

@@ -1,0 +1,58 @@
+"""The console table a run ends with: the record's figures, and the first line of a
+failure's error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from xbench.records.result import BackendInfo, ModelInfo, RunResult, TaskFacts
+from xbench.views.run_summary import print_summary
+
+V1_QA = Path(__file__).parents[1] / "records" / "fixtures" / "result_v1_qa.json"
+
+
+def shown(results: list[RunResult]) -> str:
+    console = Console(record=True, width=220)
+    print_summary(results, console)
+    return console.export_text()
+
+
+def test_a_finished_run_shows_its_quality_latency_and_memory():
+    text = shown([RunResult.load(V1_QA)])
+    (row,) = [line for line in text.splitlines() if "flash" in line]
+    cells = [cell.strip() for cell in row.strip("│ ").split("│")]
+    assert cells == [
+        "flash",
+        "qa",
+        "ok",
+        "f1 ↑ 0.891",
+        "exact_match=0.879 f1=0.891",
+        "52.0",
+        "6525",
+        "0.061 ± 0.004",
+        "22.9 KiB",
+        "647.8 MiB",
+    ]
+
+
+def test_a_failed_run_shows_dashes_and_its_first_error_line():
+    failed = RunResult(
+        run_id="naive-qa-1",
+        config_hash="0" * 16,
+        xbench_version="0.1.0",
+        git_sha=None,
+        backend=BackendInfo(name="naive", exact=True),
+        task=TaskFacts(name="qa"),
+        model=ModelInfo(name="tiny"),
+        seed=0,
+        status="oom",
+        error="CUDA out of memory\nTraceback ...",
+    )
+    text = shown([failed])
+    (row,) = [line for line in text.splitlines() if "naive" in line and "│" in line]
+    cells = [cell.strip() for cell in row.strip("│ ").split("│")]
+    assert cells[2:] == ["oom", "-", "", "-", "-", "-", "-", "-"]
+    assert "naive × qa: oom CUDA out of memory" in text.splitlines()
+    assert "Traceback" not in text
