@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from test_leaderboard import found, record
+from helpers.records import found, record
 
 from xbench.leaderboard.board import build_leaderboard
 from xbench.leaderboard.publish import write_report

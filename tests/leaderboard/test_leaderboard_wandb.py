@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_leaderboard import found, record
+from helpers.records import found, record
 
 from xbench.integrations.wandb import log_leaderboard, sweep_group
 from xbench.leaderboard.board import build_leaderboard

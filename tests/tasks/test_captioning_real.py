@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import coco_folder, picture
+from helpers.images import coco_folder, picture
 from PIL import Image
 
 from xbench.api.errors import UserError

@@ -4,7 +4,8 @@ folder given by configuration alone."""
 from __future__ import annotations
 
 import pytest
-from helpers import coco_folder, composed_config
+from helpers import composed_config
+from helpers.images import coco_folder
 
 from xbench.registry import get_registry
 from xbench.run.plan import plan_run
