@@ -18,12 +18,13 @@ import torch
 
 from xbench import __version__
 from xbench.api.errors import UserError
+from xbench.config.settings import ModelSettings
 from xbench.measure.primitives import measure_cross_attention
 from xbench.records.environment import environment, git_sha
 from xbench.records.result import RunResult, config_hash
 from xbench.run.callbacks import StepTimer
 from xbench.run.heatmaps import heatmap_callbacks
-from xbench.run.model import EncoderDecoder, ModelConfig
+from xbench.run.model import EncoderDecoder
 from xbench.run.module import DivergedError, Seq2SeqModule
 from xbench.run.plan import RunPlan
 
@@ -139,15 +140,15 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
         / max(module.inference_seconds, 1e-9),
         "cross_attention": measure_cross_attention(
             backend,
-            batch=int(config["measure"]["batch_size"]),
+            batch=plan.measure.batch_size,
             heads=plan.model.heads,
             nq=task.target_length,
             nk=task.source_length,
             head_dim=plan.model.head_dim,
             dtype=_compute_dtype(trainer_cfg, device),
             device=device,
-            warmup=int(config["measure"]["warmup"]),
-            repeats=int(config["measure"]["repeats"]),
+            warmup=plan.measure.warmup,
+            repeats=plan.measure.repeats,
         ),
         "peak_memory": _peak_memory(device),
     }
@@ -166,7 +167,7 @@ def _copy_artifacts(artifacts: dict[str, Path], run_dir: Path) -> dict[str, str]
     return copied
 
 
-def _unsupported(backend, model: ModelConfig, task, trainer_cfg: dict) -> str | None:
+def _unsupported(backend, model: ModelSettings, task, trainer_cfg: dict) -> str | None:
     """Ask the backend, on a tiny input of the task's shape, whether it can run at all."""
     device = _training_device(trainer_cfg)
     dtype = _compute_dtype(trainer_cfg, device)
