@@ -18,7 +18,9 @@ from xbench.api.errors import UserError
 from xbench.api.options import option
 from xbench.api.task import Task, TaskSpec
 from xbench.taskkit.cache import cached_json
-from xbench.taskkit.data import SplitDataModule
+from xbench.taskkit.data import split_val_test
+from xbench.taskkit.hf import HFSourceOptions
+from xbench.taskkit.options import LoaderOptions, SplitOptions, data_source, with_default
 from xbench.taskkit.text import WordTokenizer
 from xbench_tasks.captioning.captions import references
 from xbench_tasks.captioning.data import CaptionedImage, EncodedCaptions, collate
@@ -38,10 +40,8 @@ SPLIT_FRACTIONS = (0.8, 0.1)  # train, val of a single COCO file; the rest is te
 
 
 @dataclass
-class CaptionDataOptions:
-    source: str = option(
-        "embedded", help="embedded | coco | hf", choices=("embedded", "coco", "hf")
-    )
+class CaptionDataOptions(SplitOptions, HFSourceOptions):
+    source: str = data_source("coco", "hf")
     # embedded scenes
     objects: int = option(
         4, help="objects per scene, each colour and shape once (see the scene docs)", min=2, max=4
@@ -65,10 +65,9 @@ class CaptionDataOptions:
         help="iid (scenes like training) | compositional (each has a held-out pair)",
         choices=("iid", "compositional"),
     )
-    seed: int = option(1234, help="seed of the embedded scenes", min=0)
-    train_size: int = option(8000, help="embedded training images", min=1)
-    val_size: int = option(300, help="embedded validation images", min=1)
-    test_size: int = option(500, help="embedded test images", min=1)
+    train_size: int = with_default(SplitOptions, "train_size", 8000)
+    val_size: int = with_default(SplitOptions, "val_size", 300)
+    test_size: int = with_default(SplitOptions, "test_size", 500)
     # real data
     train_path: str | None = option(None, help="coco: captions annotations JSON (training)")
     train_images: str | None = option(
@@ -88,17 +87,14 @@ class CaptionDataOptions:
     keep_aspect: bool = option(
         True, help="real data: scale the longer side to image_size (else squash to a square)"
     )
-    hf_name: str | None = option(None, help="hf: dataset name")
-    hf_config: str | None = option(None, help="hf: dataset configuration")
-    hf_train_split: str = option("train", help="hf: training split")
-    hf_eval_split: str = option("validation", help="hf: evaluation split (halved: val, test)")
+    hf_test_split: str | None = with_default(HFSourceOptions, "hf_test_split", None)
     hf_image_column: str = option("image", help="hf: column holding the image")
-    hf_caption_column: str = option("caption", help="hf: column of a caption or caption list")
+    hf_text_column: str = option("caption", help="hf: column of a caption or caption list")
     max_vocab: int = option(10000, help="word vocabulary cap", min=16)
 
 
 @dataclass
-class CaptioningOptions:
+class CaptioningOptions(LoaderOptions):
     data: CaptionDataOptions = field(default_factory=CaptionDataOptions)
     image_size: int = option(
         60, help="image side in pixels (real images: the longer side)", min=4, max=4096
@@ -106,16 +102,13 @@ class CaptioningOptions:
     patch_size: int = option(
         12, help="patch side in pixels; encoder length = (image_size/patch_size)^2", min=1
     )
-    batch_size: int = option(64, help="training batch size", min=1)
-    eval_batch_size: int = option(250, help="validation/test batch size", min=1)
-    max_caption_tokens: int = option(24, help="longer captions are truncated", min=1)
+    max_target_tokens: int = with_default(LoaderOptions, "max_target_tokens", 24)  # captions
     train_caption: str = option(
         "auto",
         help="training target: first (an image's first reference) | random (a reference "
         "drawn afresh each time) | auto (first on embedded scenes, random on real data)",
         choices=("auto", "first", "random"),
     )
-    num_workers: int = option(0, help="DataLoader worker processes", min=0)
 
 
 def _scene_key(scene: dict) -> str:
@@ -190,13 +183,6 @@ def _split_one(images: list[CaptionedImage], seed: int) -> dict[str, list[Captio
     }
 
 
-def _halves(train: list, evaluation: list) -> dict[str, list[CaptionedImage]]:
-    if len(evaluation) < 2:
-        raise UserError("the evaluation data needs at least 2 captioned images (val and test)")
-    half = len(evaluation) // 2
-    return {"train": train, "val": evaluation[:half], "test": evaluation[half:]}
-
-
 def load_images(options: CaptioningOptions) -> tuple[dict[str, list[CaptionedImage]], dict]:
     """Images with captions per split, and what identifies their source (for the run record)."""
     data, size = options.data, options.image_size
@@ -213,13 +199,13 @@ def load_images(options: CaptioningOptions) -> tuple[dict[str, list[CaptionedIma
         if not data.eval_path:
             return _split_one(train, data.seed), info
         evaluation = real.load_coco(data.eval_path, data.eval_images, **load)
-        return _halves(train, evaluation), info
-    if not data.hf_name:
-        raise UserError("task.data.source=hf needs task.data.hf_name")
-    columns = (data.hf_config, data.hf_image_column, data.hf_caption_column)
-    train = real.load_hf(data.hf_name, data.hf_train_split, *columns, size, data.keep_aspect)
-    evaluation = real.load_hf(data.hf_name, data.hf_eval_split, *columns, size, data.keep_aspect)
-    return _halves(train, evaluation), {"source": "hf", "name": data.hf_name}
+        val, test = split_val_test(evaluation, data.eval_path)
+        return {"train": train, "val": val, "test": test}, info
+    columns = (data.hf_config, data.hf_image_column, data.hf_text_column)
+    splits = data.load_hf_splits(
+        lambda split: real.load_hf(data.hf_name, split, *columns, size, data.keep_aspect)
+    )
+    return splits, {"source": "hf", "name": data.hf_name}
 
 
 def build_captioning(options: CaptioningOptions) -> Task:
@@ -237,17 +223,11 @@ def build_captioning(options: CaptioningOptions) -> Task:
     )
     encoded = {
         split: EncodedCaptions(
-            images, tokenizer, options.max_caption_tokens, sample and split == "train"
+            images, tokenizer, options.max_target_tokens, sample and split == "train"
         )
         for split, images in splits.items()
     }
-    datamodule = SplitDataModule(
-        encoded,
-        partial(collate, pad_id=tokenizer.pad_id),
-        options.batch_size,
-        options.eval_batch_size,
-        options.num_workers,
-    )
+    datamodule = options.datamodule(encoded, partial(collate, pad_id=tokenizer.pad_id))
     grids = [patch_grid(*i.pixels.shape[:2], options.patch_size) for i in splits["test"]]
     info |= {
         "sizes": {split: len(images) for split, images in splits.items()},
@@ -264,7 +244,7 @@ def build_captioning(options: CaptioningOptions) -> Task:
         higher_is_better=True,
         source_length=max(rows * cols for rows, cols in grids),
         target_length=max(len(t) for targets in encoded["test"].targets for t in targets) - 1,
-        max_new_tokens=options.max_caption_tokens + 1,
+        max_new_tokens=options.max_target_tokens + 1,
         data_info=info,
         source_image=partial(source_image, patch=patch),
     )

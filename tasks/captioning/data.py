@@ -35,7 +35,7 @@ class EncodedCaptions(Dataset):
         self,
         images: Sequence[CaptionedImage],
         tokenizer: WordTokenizer,
-        max_caption_tokens: int,
+        max_target_tokens: int,
         sample_caption: bool,
     ) -> None:
         self.sample_caption = sample_caption
@@ -45,7 +45,7 @@ class EncodedCaptions(Dataset):
         self.references = [list(i.captions) for i in images]
         self.targets = [
             [
-                [tokenizer.bos_id, *tokenizer.encode(c)[:max_caption_tokens], tokenizer.eos_id]
+                [tokenizer.bos_id, *tokenizer.encode(c)[:max_target_tokens], tokenizer.eos_id]
                 for c in i.captions
             ]
             for i in images

@@ -14,7 +14,6 @@ bad file stops the run before training with a message naming it. What counts as 
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from xbench.api.errors import UserError
+from xbench.taskkit.files import read_json
 from xbench.taskkit.hf import load_hf_split
 from xbench_tasks.captioning.data import CaptionedImage
 
@@ -64,19 +64,6 @@ def load_image(path: Path, size: int, keep_aspect: bool) -> np.ndarray:
         raise UserError(f"cannot decode image {path}: {error}") from None
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        raise UserError(f"annotations file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"cannot read annotations file {path}: {error}") from None
-    except json.JSONDecodeError as error:
-        raise UserError(
-            f"annotations file {path} is not valid JSON: {error.msg} (line {error.lineno})"
-        ) from None
-
-
 def _records(doc: Any, key: str, fields: tuple[str, ...], where: Path) -> list[Mapping]:
     records = doc.get(key) if isinstance(doc, Mapping) else None
     if not isinstance(records, list):
@@ -102,7 +89,7 @@ def load_coco(
     """
     annotations = Path(annotations)
     folder = Path(images_dir) if images_dir else annotations.parent
-    doc = _read_json(annotations)
+    doc = read_json(annotations, "annotations file")
     images = _records(doc, "images", ("id", "file_name"), annotations)
     captions: dict[Any, list[str]] = {}
     for record in images:

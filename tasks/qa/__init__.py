@@ -15,7 +15,9 @@ from xbench.api.errors import UserError
 from xbench.api.options import option
 from xbench.api.task import Task, TaskSpec
 from xbench.taskkit.cache import cached_json
-from xbench.taskkit.data import SplitDataModule
+from xbench.taskkit.data import split_val_test
+from xbench.taskkit.hf import HFSourceOptions
+from xbench.taskkit.options import SplitOptions, TextLoaderOptions, data_source, with_default
 from xbench.taskkit.text import TokenFrontend, WordTokenizer
 from xbench_tasks.qa.data import EncodedQA, collate_qa
 from xbench_tasks.qa.examples import QAExample
@@ -24,10 +26,8 @@ from xbench_tasks.qa.metrics import qa_metrics
 
 
 @dataclass
-class QADataOptions:
-    source: str = option(
-        "embedded", help="embedded | squad_json | hf", choices=("embedded", "squad_json", "hf")
-    )
+class QADataOptions(SplitOptions, HFSourceOptions):
+    source: str = data_source("squad_json", "hf")
     # embedded generator
     num_facts: int = option(
         8, help="facts per context (context length ~7 tokens per fact)", min=1, max=2000
@@ -36,30 +36,20 @@ class QADataOptions:
     two_hop: float = option(
         0.0, help="fraction of two-hop questions (employer's city)", min=0.0, max=1.0
     )
-    seed: int = option(1234, help="seed of the embedded generator", min=0)
-    train_size: int = option(20000, help="embedded training examples", min=1)
-    val_size: int = option(500, help="embedded validation examples", min=1)
-    test_size: int = option(1000, help="embedded test examples", min=1)
     # real data
     train_path: str | None = option(None, help="squad_json: SQuAD v1.1 training file")
     eval_path: str | None = option(
         None, help="squad_json: SQuAD v1.1 evaluation file (first half val, second half test)"
     )
-    hf_name: str | None = option(None, help="hf: dataset name, e.g. squad")
-    hf_config: str | None = option(None, help="hf: dataset configuration")
-    hf_train_split: str = option("train", help="hf: training split")
-    hf_eval_split: str = option("validation", help="hf: evaluation split (halved: val, test)")
+    # SQuAD on the hub has no test split: its validation split is halved
+    hf_test_split: str | None = with_default(HFSourceOptions, "hf_test_split", None)
     max_vocab: int = option(30000, help="word vocabulary cap for real data", min=16)
 
 
 @dataclass
-class QAOptions:
+class QAOptions(TextLoaderOptions):
     data: QADataOptions = field(default_factory=QADataOptions)
-    batch_size: int = option(64, help="training batch size", min=1)
-    eval_batch_size: int = option(250, help="validation/test batch size", min=1)
-    max_source_tokens: int = option(1024, help="longer sources are truncated", min=8)
-    max_answer_tokens: int = option(16, help="longer answers are truncated", min=1)
-    num_workers: int = option(0, help="DataLoader worker processes", min=0)
+    max_target_tokens: int = with_default(TextLoaderOptions, "max_target_tokens", 16)  # answers
 
 
 def load_examples(data: QADataOptions) -> tuple[dict[str, list[QAExample]], dict]:
@@ -74,21 +64,14 @@ def load_examples(data: QADataOptions) -> tuple[dict[str, list[QAExample]], dict
                 "task.data.source=squad_json needs task.data.train_path and "
                 "task.data.eval_path (SQuAD v1.1 JSON files)"
             )
-        train, evaluation = (
-            squad.load_squad_json(data.train_path),
-            squad.load_squad_json(data.eval_path),
-        )
+        train = squad.load_squad_json(data.train_path)
+        val, test = split_val_test(squad.load_squad_json(data.eval_path), data.eval_path)
         info = {"source": "squad_json", "train_path": data.train_path, "eval_path": data.eval_path}
-    else:
-        if not data.hf_name:
-            raise UserError("task.data.source=hf needs task.data.hf_name (e.g. squad)")
-        train = squad.load_squad_hf(data.hf_name, data.hf_train_split, data.hf_config)
-        evaluation = squad.load_squad_hf(data.hf_name, data.hf_eval_split, data.hf_config)
-        info = {"source": "hf", "name": data.hf_name, "config": data.hf_config}
-    if len(evaluation) < 2:
-        raise UserError("the QA evaluation data needs at least 2 questions (val and test)")
-    half = len(evaluation) // 2
-    return {"train": train, "val": evaluation[:half], "test": evaluation[half:]}, info
+        return {"train": train, "val": val, "test": test}, info
+    splits = data.load_hf_splits(
+        lambda split: squad.load_squad_hf(data.hf_name, split, data.hf_config)
+    )
+    return splits, {"source": "hf", "name": data.hf_name, "config": data.hf_config}
 
 
 def _embedded(data: QADataOptions) -> tuple[dict[str, list[QAExample]], dict]:
@@ -120,16 +103,10 @@ def build_qa(options: QAOptions) -> Task:
     train_texts = [t for e in splits["train"] for t in (e.context, e.question, *e.answers)]
     tokenizer = WordTokenizer.from_texts(train_texts, max_size=options.data.max_vocab)
     encoded = {
-        s: EncodedQA(ex, tokenizer, options.max_source_tokens, options.max_answer_tokens)
+        s: EncodedQA(ex, tokenizer, options.max_source_tokens, options.max_target_tokens)
         for s, ex in splits.items()
     }
-    datamodule = SplitDataModule(
-        encoded,
-        partial(collate_qa, pad_id=tokenizer.pad_id),
-        options.batch_size,
-        options.eval_batch_size,
-        options.num_workers,
-    )
+    datamodule = options.datamodule(encoded, partial(collate_qa, pad_id=tokenizer.pad_id))
     info |= {"sizes": {s: len(ex) for s, ex in splits.items()}, "vocab_size": tokenizer.vocab_size}
     lengths = [len(src) for src, *_ in encoded["test"].items]
     return Task(
@@ -141,7 +118,7 @@ def build_qa(options: QAOptions) -> Task:
         higher_is_better=True,
         source_length=max(lengths),
         target_length=max(len(q) + len(t) for _, q, t, _ in encoded["test"].items),
-        max_new_tokens=options.max_answer_tokens + 1,
+        max_new_tokens=options.max_target_tokens + 1,
         data_info=info,
     )
 

@@ -23,13 +23,13 @@ class EncodedQA(torch.utils.data.Dataset):
         examples: Sequence[QAExample],
         tokenizer: WordTokenizer,
         max_source_tokens: int,
-        max_answer_tokens: int,
+        max_target_tokens: int,
     ) -> None:
         self.items = []
         for ex in examples:
             source = tokenizer.encode(ex.context)[:max_source_tokens]
             question = tokenizer.encode(ex.question)
-            answer = tokenizer.encode(ex.answers[0])[:max_answer_tokens]
+            answer = tokenizer.encode(ex.answers[0])[:max_target_tokens]
             target = [tokenizer.bos_id, *answer, tokenizer.eos_id]
             self.items.append((source, question, target, list(ex.answers)))
 

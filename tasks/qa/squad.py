@@ -8,12 +8,12 @@ not as a confusing score or a crash deep inside training.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from xbench.api.errors import UserError
+from xbench.taskkit.files import read_json
 from xbench.taskkit.hf import load_hf_split
 from xbench_tasks.qa.examples import QAExample
 
@@ -26,28 +26,8 @@ def load_squad_json(path: str | Path) -> list[QAExample]:
     Every problem raises ``UserError`` whose message names the file, and the question id or
     JSON path where there is one, so the user can find and fix the record.
     """
-    path = Path(path)
     where = str(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"SQuAD file not found: {where}") from None
-    except OSError as exc:
-        raise UserError(f"cannot read SQuAD file {where}: {exc.strerror or exc}") from None
-    if not raw.strip():
-        raise UserError(f"SQuAD file {where} is empty")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UserError(f"SQuAD file {where} is not UTF-8 (byte {exc.start})") from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(
-            f"SQuAD file {where} is not valid JSON: {exc.msg} (line {exc.lineno}, "
-            f"column {exc.colno})"
-        ) from None
-
+    doc = read_json(path, "SQuAD file")
     data = doc.get("data") if isinstance(doc, dict) else None
     if not isinstance(data, list):
         raise UserError(f"SQuAD file {where}: expected a top-level object with a 'data' list")

@@ -17,7 +17,8 @@ import xbench
 from xbench.api.errors import UserError
 from xbench.api.options import option
 from xbench.api.task import Task, TaskSpec
-from xbench.taskkit.data import SplitDataModule
+from xbench.taskkit.hf import HFSourceOptions
+from xbench.taskkit.options import LoaderOptions, SplitOptions, data_source, with_default
 from xbench.taskkit.text import WordTokenizer
 from xbench_tasks.speech_to_text.corpus import CorpusSpec, load_corpus
 from xbench_tasks.speech_to_text.data import EncodedSpeech, collate
@@ -27,18 +28,15 @@ from xbench_tasks.speech_to_text.text import CharTokenizer, normalise
 
 
 @dataclass
-class SpeechDataOptions:
-    source: str = option(
-        "embedded", help="embedded | folder | hf", choices=("embedded", "folder", "hf")
-    )
+class SpeechDataOptions(SplitOptions, HFSourceOptions):
+    source: str = data_source("folder", "hf")
     # embedded corpus
-    seed: int = option(1234, help="seed of the embedded corpus (and of folder splits)", min=0)
     words_min: int = option(3, help="fewest words per utterance (~0.4 s each)", min=1, max=400)
     words_max: int = option(6, help="most words per utterance (~0.4 s each)", min=1, max=400)
     snr_db: float = option(20.0, help="signal-to-noise ratio of the added white noise", min=-10.0)
-    train_size: int = option(3000, help="embedded training utterances", min=1)
-    val_size: int = option(100, help="embedded validation utterances", min=1)
-    test_size: int = option(300, help="embedded test utterances", min=1)
+    train_size: int = with_default(SplitOptions, "train_size", 3000)
+    val_size: int = with_default(SplitOptions, "val_size", 100)
+    test_size: int = with_default(SplitOptions, "test_size", 300)
     # real data
     path: str | None = option(None, help="folder: the folder holding the audio files")
     transcript: str = option(
@@ -50,27 +48,21 @@ class SpeechDataOptions:
     test_fraction: float = option(
         0.1, help="folder without split column: test share", min=0.0, max=0.5
     )
-    hf_name: str | None = option(None, help="hf: dataset name")
-    hf_config: str | None = option(None, help="hf: dataset configuration")
-    hf_train_split: str = option("train", help="hf: training split")
-    hf_val_split: str = option("validation", help="hf: validation split")
-    hf_test_split: str = option("test", help="hf: test split")
-    audio_column: str = option("audio", help="hf: audio column")
-    text_column: str = option("text", help="hf: transcript column")
+    hf_audio_column: str = option("audio", help="hf: audio column")
+    hf_text_column: str = option("text", help="hf: transcript column")
     resample: bool = option(False, help="convert audio that is not 16 kHz (else it is an error)")
     skip_bad_files: bool = option(False, help="leave out bad audio with a warning (else stop)")
 
 
 @dataclass
-class SpeechOptions:
+class SpeechOptions(LoaderOptions):
     data: SpeechDataOptions = field(default_factory=SpeechDataOptions)
     units: str = option("word", help="target tokens: word | char", choices=("word", "char"))
     n_mels: int = option(40, help="mel bands of the log-mel features", min=8, max=256)
     subsampling: int = option(2, help="stride-2 conv layers (frame rate / 2**n)", min=1, max=5)
-    max_target_tokens: int = option(1000, help="longer transcripts are truncated", min=4)
-    batch_size: int = option(32, help="training batch size", min=1)
-    eval_batch_size: int = option(100, help="validation/test batch size", min=1)
-    num_workers: int = option(0, help="DataLoader worker processes", min=0)
+    batch_size: int = with_default(LoaderOptions, "batch_size", 32)
+    eval_batch_size: int = with_default(LoaderOptions, "eval_batch_size", 100)
+    max_target_tokens: int = with_default(LoaderOptions, "max_target_tokens", 1000)
 
 
 def load_splits(options: SpeechOptions) -> tuple[dict, dict]:
@@ -106,19 +98,7 @@ def load_splits(options: SpeechOptions) -> tuple[dict, dict]:
             data.seed,
         )
         return splits, {"source": "folder", "path": data.path, "transcript": data.transcript}
-    if not data.hf_name:
-        raise UserError("task.data.source=hf needs task.data.hf_name")
-    names = {"train": data.hf_train_split, "val": data.hf_val_split, "test": data.hf_test_split}
-    splits = real.load_hf(
-        data.hf_name,
-        data.hf_config,
-        names,
-        data.audio_column,
-        data.text_column,
-        options.n_mels,
-        data.resample,
-        data.skip_bad_files,
-    )
+    splits = real.load_hf(data, options.n_mels)
     return splits, {"source": "hf", "name": data.hf_name, "config": data.hf_config}
 
 
@@ -133,13 +113,7 @@ def build_speech(options: SpeechOptions) -> Task:
     encoded = {
         s: EncodedSpeech(ex, tokenizer, options.max_target_tokens) for s, ex in splits.items()
     }
-    datamodule = SplitDataModule(
-        encoded,
-        partial(collate, pad_id=tokenizer.pad_id),
-        options.batch_size,
-        options.eval_batch_size,
-        options.num_workers,
-    )
+    datamodule = options.datamodule(encoded, partial(collate, pad_id=tokenizer.pad_id))
     frames = max(len(f) for split in splits.values() for f, _ in split)
     target_length = max(len(ids) for _, ids, _ in encoded["test"].items)
     info |= {

@@ -1,5 +1,5 @@
 """Real speech: a local folder of WAV/FLAC files with a transcript file, or an HF
-``datasets`` audio dataset (``audio`` + ``text`` columns, LibriSpeech style).
+``datasets`` audio dataset (``audio`` + ``text`` columns by default, LibriSpeech style).
 
 Every record is decoded and checked when the task is built, before training: a file that
 cannot be read, is empty, has another sample rate (unless resampling is allowed) or has no
@@ -10,15 +10,21 @@ transcript stops the run with a message naming it — or, when the user asked fo
 from __future__ import annotations
 
 import csv
+import io
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from xbench.api.errors import UserError
+from xbench.taskkit.files import read_text
 from xbench.taskkit.hf import load_hf_split
 from xbench_tasks.speech_to_text.audio import BadAudio, decode_audio, log_mel
+
+if TYPE_CHECKING:
+    from xbench_tasks.speech_to_text import SpeechDataOptions
 
 log = logging.getLogger(__name__)
 AUDIO_SUFFIXES = (".wav", ".flac")
@@ -75,13 +81,11 @@ def examples_of(
 
 
 def _read_transcript(path: Path) -> tuple[list[dict[str, str]], str]:
-    if not path.is_file():
-        raise UserError(f"transcript file not found: {path}")
+    text = read_text(path, "transcript file")
     delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            rows = list(csv.DictReader(handle, delimiter=delimiter))
-    except (UnicodeDecodeError, csv.Error) as error:
+        rows = list(csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter))
+    except csv.Error as error:
         raise UserError(f"transcript file {path} cannot be parsed: {error}") from None
     columns = set(rows[0]) if rows else set()
     path_column = next((c for c in PATH_COLUMNS if c in columns), None)
@@ -163,34 +167,29 @@ def _check_sizes(splits: dict[str, list[Example]], where: str) -> None:
         raise UserError(f"{where}: no usable audio for split(s) {', '.join(empty)}")
 
 
-def load_hf(
-    name: str,
-    config: str | None,
-    split_names: dict[str, str],
-    audio_column: str,
-    text_column: str,
-    n_mels: int,
-    resample: bool,
-    skip_bad_files: bool,
-) -> dict[str, list[Example]]:
+def load_hf(data: SpeechDataOptions, n_mels: int) -> dict[str, list[Example]]:
     """Examples per split of an HF audio dataset; audio is decoded here with soundfile
     (the column is read undecoded), so every source goes through the same checks."""
-    checker, splits = RecordChecker(skip_bad_files), {}
-    for split, hf_split in split_names.items():
-        table, _ = load_hf_split(name, hf_split, config)
+    checker = RecordChecker(data.skip_bad_files)
+    columns = (data.hf_audio_column, data.hf_text_column)
+
+    def load(hf_split: str) -> list[Example]:
+        table, _ = load_hf_split(data.hf_name, hf_split, data.hf_config)
         import datasets  # present: load_hf_split has imported it
 
-        missing = [c for c in (audio_column, text_column) if c not in table.column_names]
+        missing = [c for c in columns if c not in table.column_names]
         if missing:
             raise UserError(
-                f"HF dataset {name!r} has no column(s) {', '.join(missing)}; "
+                f"HF dataset {data.hf_name!r} has no column(s) {', '.join(missing)}; "
                 f"columns: {', '.join(table.column_names)}"
             )
-        table = table.cast_column(audio_column, datasets.Audio(decode=False))
-        records = hf_records(f"{name}[{hf_split}]", table, audio_column, text_column)
-        splits[split] = [ex for _, ex in examples_of(records, checker, n_mels, resample)]
+        table = table.cast_column(data.hf_audio_column, datasets.Audio(decode=False))
+        records = hf_records(f"{data.hf_name}[{hf_split}]", table, *columns)
+        return [ex for _, ex in examples_of(records, checker, n_mels, data.resample)]
+
+    splits = data.load_hf_splits(load)
     checker.finish()
-    _check_sizes(splits, f"HF dataset {name!r}")
+    _check_sizes(splits, f"HF dataset {data.hf_name!r}")
     return splits
 
 

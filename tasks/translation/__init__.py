@@ -18,7 +18,9 @@ from xbench.api.errors import UserError
 from xbench.api.options import option
 from xbench.api.task import Task, TaskSpec
 from xbench.taskkit.cache import cached_json
-from xbench.taskkit.data import SplitDataModule
+from xbench.taskkit.data import split_val_test
+from xbench.taskkit.hf import HFSourceOptions
+from xbench.taskkit.options import SplitOptions, TextLoaderOptions, data_source, with_default
 from xbench.taskkit.text import TokenFrontend
 from xbench_tasks.translation import corpus
 from xbench_tasks.translation.corpus import Pair
@@ -34,51 +36,32 @@ SPLITS = ("train", "val", "test")
 
 
 @dataclass
-class TranslationDataOptions:
-    source: str = option(
-        "embedded",
-        help="embedded | files | tsv | jsonl | hf",
-        choices=("embedded", "files", "tsv", "jsonl", "hf"),
-    )
+class TranslationDataOptions(SplitOptions, HFSourceOptions):
+    source: str = data_source("files", "tsv", "jsonl", "hf")
     sentences_per_example: int = option(
         1, help="consecutive sentences joined into one example (document length)", min=1, max=500
     )
     source_lang: str = option("en", help="source language code (embedded: en or de)")
     target_lang: str = option("de", help="target language code (embedded: de or en)")
     # embedded generator
-    seed: int = option(1234, help="seed of the embedded generator and of real-data splits", min=0)
-    train_size: int = option(20000, help="embedded training examples", min=1)
-    val_size: int = option(
-        250, help="validation examples (real data without one: taken from train)", min=1
-    )
-    test_size: int = option(
-        1000, help="test examples (real data without one: taken from train)", min=1
-    )
+    val_size: int = with_default(SplitOptions, "val_size", 250)
     max_number: int = option(99, help="embedded: counts run from two to this", min=2, max=10**6)
     # real data
     train_path: str | None = option(
         None, help="files: path prefix (PREFIX.SRC, PREFIX.TGT); tsv/jsonl: the file"
     )
-    valid_path: str | None = option(None, help="like train_path; unset: split off train")
-    test_path: str | None = option(None, help="like train_path; unset: half of valid or train")
-    hf_name: str | None = option(None, help="hf: dataset name, e.g. wmt/wmt14")
-    hf_config: str | None = option(None, help="hf: dataset configuration, e.g. de-en")
-    hf_train_split: str = option("train", help="hf: training split")
-    hf_valid_split: str = option("validation", help="hf: validation split")
-    hf_test_split: str = option("test", help="hf: test split")
+    val_path: str | None = option(None, help="like train_path; unset: split off train")
+    test_path: str | None = option(None, help="like train_path; unset: half of val or train")
 
 
 @dataclass
-class TranslationOptions:
+class TranslationOptions(TextLoaderOptions):
     data: TranslationDataOptions = field(default_factory=TranslationDataOptions)
     vocab_size: int = option(
         2000, help="subword vocabulary, shared by source and target", min=16, max=10**6
     )
-    batch_size: int = option(64, help="training batch size", min=1)
-    eval_batch_size: int = option(250, help="validation/test batch size", min=1)
-    max_source_tokens: int = option(4096, help="longer sources are truncated", min=8)
-    max_target_tokens: int = option(4096, help="longer targets are truncated", min=8)
-    num_workers: int = option(0, help="DataLoader worker processes", min=0)
+    max_source_tokens: int = with_default(TextLoaderOptions, "max_source_tokens", 4096)
+    max_target_tokens: int = with_default(TextLoaderOptions, "max_target_tokens", 4096)
 
 
 def load_pairs(data: TranslationDataOptions) -> tuple[dict[str, list[Pair]], dict]:
@@ -86,21 +69,14 @@ def load_pairs(data: TranslationDataOptions) -> tuple[dict[str, list[Pair]], dic
     if data.source == "embedded":
         return _embedded(data)
     if data.source == "hf":
-        if not data.hf_name:
-            raise UserError("task.data.source=hf needs task.data.hf_name (e.g. wmt/wmt14)")
-        splits = {
-            split: corpus.load_hf(
-                data.hf_name, data.hf_config, name, data.source_lang, data.target_lang
-            )
-            for split, name in zip(
-                SPLITS, (data.hf_train_split, data.hf_valid_split, data.hf_test_split), strict=True
-            )
-        }
-        info = {"name": data.hf_name, "config": data.hf_config}
-        return splits, {"source": "hf", **info}
+        languages = (data.source_lang, data.target_lang)
+        splits = data.load_hf_splits(
+            lambda split: corpus.load_hf(data.hf_name, data.hf_config, split, *languages)
+        )
+        return splits, {"source": "hf", "name": data.hf_name, "config": data.hf_config}
     if not data.train_path:
         raise UserError(f"task.data.source={data.source} needs task.data.train_path")
-    paths = dict(zip(SPLITS, (data.train_path, data.valid_path, data.test_path), strict=True))
+    paths = dict(zip(SPLITS, (data.train_path, data.val_path, data.test_path), strict=True))
     loaded = {split: _load_file(data, path) for split, path in paths.items() if path}
     return _complete_splits(loaded, data), {"source": data.source, "paths": paths}
 
@@ -118,9 +94,7 @@ def _complete_splits(loaded: dict[str, list[Pair]], data: TranslationDataOptions
     from train (at most a tenth each, seeded), dropping training pairs they contain."""
     train, val, test = loaded["train"], loaded.get("val"), loaded.get("test")
     if val is not None and test is None:
-        if len(val) < 2:
-            raise UserError(f"{data.valid_path}: needs at least 2 pairs to give val and test")
-        val, test = val[: len(val) // 2], val[len(val) // 2 :]
+        val, test = split_val_test(val, data.val_path)
     needed = {"val": val is None, "test": test is None}
     if any(needed.values()):
         shuffled = train[:]
@@ -129,7 +103,7 @@ def _complete_splits(loaded: dict[str, list[Pair]], data: TranslationDataOptions
         if cap < 1:
             raise UserError(
                 f"{data.train_path}: {len(train)} pairs are too few to hold out validation and "
-                "test data; give task.data.valid_path or at least 10 pairs"
+                "test data; give task.data.val_path or at least 10 pairs"
             )
         sizes = {"val": min(data.val_size, cap), "test": min(data.test_size, cap)}
         held = {}
@@ -206,13 +180,7 @@ def build_translation(options: TranslationOptions) -> Task:
         s: EncodedPairs(ex, tokenizer, options.max_source_tokens, options.max_target_tokens)
         for s, ex in examples.items()
     }
-    datamodule = SplitDataModule(
-        encoded,
-        partial(collate_pairs, pad_id=tokenizer.pad_id),
-        options.batch_size,
-        options.eval_batch_size,
-        options.num_workers,
-    )
+    datamodule = options.datamodule(encoded, partial(collate_pairs, pad_id=tokenizer.pad_id))
     info |= {
         "sizes": {s: len(ex) for s, ex in examples.items()},
         "vocab_size": tokenizer.vocab_size,

@@ -7,38 +7,14 @@ the line, at load time, before anything is trained.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 from xbench.api.errors import UserError
+from xbench.taskkit.files import read_json_lines, read_lines
 from xbench.taskkit.hf import load_hf_split
 
 Pair = tuple[str, str]
-
-
-def read_lines(path: str | Path) -> list[str]:
-    """The lines of a UTF-8 text file; none may be empty."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"file not found: {path}") from None
-    except OSError as error:
-        raise UserError(f"cannot read {path}: {error.strerror or error}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = raw.count(b"\n", 0, error.start) + 1
-        raise UserError(f"{path} line {line}: not UTF-8 (byte {error.start})") from None
-    lines = text.splitlines()
-    if not lines:
-        raise UserError(f"{path} is empty")
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            raise UserError(f"{path} line {number} is empty")
-    return [line.strip() for line in lines]
 
 
 def load_line_pair(prefix: str, source_lang: str, target_lang: str) -> list[Pair]:
@@ -70,13 +46,7 @@ def load_tsv(path: str) -> list[Pair]:
 
 def load_jsonl(path: str, source_lang: str, target_lang: str) -> list[Pair]:
     """One JSON object per line, ``{"translation": {SRC: ..., TGT: ...}}``."""
-    rows = []
-    for number, line in enumerate(read_lines(path), 1):
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as error:
-            raise UserError(f"{path} line {number}: not valid JSON ({error.msg})") from None
-    return rows_to_pairs(rows, source_lang, target_lang, path, "line", 1)
+    return rows_to_pairs(read_json_lines(path), source_lang, target_lang, path, "line", 1)
 
 
 def rows_to_pairs(

@@ -11,8 +11,8 @@ from omegaconf import OmegaConf
 
 from xbench.api.errors import UserError
 from xbench.config.compose import check_plugin_choices, store_plugin_configs
+from xbench.config.settings import ModelSettings
 from xbench.registry import get_registry
-from xbench.run.model import ModelConfig
 from xbench.run.plan import RunPlan, plan_run
 from xbench_plugins.flash import FlashOptions
 from xbench_tasks.qa import QAOptions
@@ -137,7 +137,7 @@ def test_plan_run_of_the_default_config(compose_config, registry):
     assert plan.backend_options == FlashOptions()
     assert plan.task.name == "qa"
     assert plan.task_options == QAOptions()
-    assert plan.model == ModelConfig(**{k: v for k, v in config["model"].items() if k != "name"})
+    assert plan.model == ModelSettings(**{k: v for k, v in config["model"].items() if k != "name"})
     assert plan.optim.lr == config["optim"]["lr"]
     assert plan.config is config
 
@@ -159,6 +159,10 @@ def test_plan_run_applies_nested_task_overrides(compose_config, registry):
         (["model.heads=3"], "must be divisible by heads=3"),
         (["optim.lr=fast"], "optim.lr='fast' must be of type float"),
         (["task.data=5"], "task.data"),
+        (["measure.repeats=0"], "measure.repeats=0 is out of range"),
+        (["measure.batch_size=big"], "measure.batch_size='big' must be of type int"),
+        (["heatmaps.examples=65"], "heatmaps.examples=65 is out of range"),
+        (["+measure.reps=3"], "measure: unknown option(s) reps"),
     ],
 )
 def test_plan_run_rejects_bad_values_naming_the_field(

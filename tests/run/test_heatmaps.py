@@ -18,11 +18,11 @@ from torchmetrics import MetricCollection
 from xbench.api.errors import UserError
 from xbench.api.options import build_options
 from xbench.api.task import Task
+from xbench.config.settings import HeatmapSettings, ModelSettings, OptimSettings
 from xbench.registry import get_registry
 from xbench.run.heatmap_plots import upsample_to_image
 from xbench.run.heatmaps import (
     AttentionHeatmaps,
-    HeatmapOptions,
     attention_maps,
     cross_attention_weights,
     first_examples,
@@ -30,15 +30,15 @@ from xbench.run.heatmaps import (
     heatmap_callbacks,
     write_heatmaps,
 )
-from xbench.run.model import EncoderDecoder, ModelConfig
-from xbench.run.module import OptimConfig, Seq2SeqModule
+from xbench.run.model import EncoderDecoder
+from xbench.run.module import Seq2SeqModule
 from xbench.run.plan import plan_run
 from xbench.run.runner import execute
 from xbench.taskkit.text import TokenFrontend, WordTokenizer
 
 BUILTIN_BACKENDS = ("naive", "flash", "sparse", "linear", "uniform")
 WORDS = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far"]
-TINY = ModelConfig(d_model=32, heads=4, encoder_layers=1, decoder_layers=2, ffn_dim=64)
+TINY = ModelSettings(d_model=32, heads=4, encoder_layers=1, decoder_layers=2, ffn_dim=64)
 
 
 def _backend(name: str):
@@ -140,7 +140,7 @@ def test_maps_of_the_cut_batch_equal_those_of_the_whole_batch():
 
 
 def _module(task: Task, model: EncoderDecoder) -> Seq2SeqModule:
-    return Seq2SeqModule(model, task, OptimConfig(), total_steps=10).eval()
+    return Seq2SeqModule(model, task, OptimSettings(), total_steps=10).eval()
 
 
 def test_text_maps_label_rows_with_generated_tokens_and_columns_with_source_words():
@@ -273,7 +273,7 @@ def test_callback_draws_after_training_and_leaves_weights_mode_and_rng_untouched
     task.metrics = lambda: MetricCollection({})
     torch.manual_seed(0)
     model = EncoderDecoder(TINY, task.tokenizer.vocab_size, 0, task.frontend, _backend("linear"))
-    module = Seq2SeqModule(model, task, OptimConfig(), total_steps=2)
+    module = Seq2SeqModule(model, task, OptimSettings(), total_steps=2)
     callback = AttentionHeatmaps(examples=3, modality="image", title="linear on fake")
     trainer = L.Trainer(
         max_steps=1,
@@ -310,7 +310,7 @@ def test_settings_come_from_the_heatmaps_node():
     plan = plan_run(config, get_registry())
     (callback,) = heatmap_callbacks(plan.heatmaps, config, "text")
     assert callback.examples == 2 and callback.title.startswith("naive on qa")
-    assert heatmap_callbacks(HeatmapOptions(enabled=False), config, "text") == []
+    assert heatmap_callbacks(HeatmapSettings(enabled=False), config, "text") == []
     assert plan_run(composed_config([]), get_registry()).heatmaps.examples == 4
 
 

@@ -36,6 +36,14 @@ def test_fast_dev_run_per_backend_writes_an_ok_record(backend, tmp_path):
     assert stored.task.data["checksum"]
 
 
+def test_measure_settings_shape_the_timed_call(tmp_path):
+    config = composed_config(["backend=naive", "measure.batch_size=3", "measure.repeats=2", *DEBUG])
+    result = execute(plan_run(config, get_registry()), tmp_path)
+    assert result.status == "ok", result.error
+    timed = result.efficiency.cross_attention
+    assert timed.shape.batch == 3 and timed.latency.count == 2
+
+
 def test_same_seed_same_metrics(tmp_path):
     steps = ["trainer.max_steps=12", "trainer.val_check_interval=6"]
     config = composed_config(["backend=flash", "logger=none", *SMALL_QA, *steps])
@@ -97,6 +105,7 @@ def test_a_failing_cell_is_a_typed_record(backend, status, message, tmp_path):
         (["model.heads=3"], "d_model=64 must be divisible by heads=3"),
         (["model.encoder_layers=0"], "model.encoder_layers=0 is out of range"),
         (["optim.lr=-1"], "optim.lr=-1 is out of range"),
+        (["measure.warmup=-1"], "measure.warmup=-1 is out of range"),
         (["logger.mode=sometimes"], "logger.mode='sometimes' is not allowed"),
     ],
 )

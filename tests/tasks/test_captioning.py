@@ -12,7 +12,8 @@ import torch
 from pycocoevalcap.cider.cider import Cider
 
 from xbench.api.errors import UserError
-from xbench.run.model import EncoderDecoder, ModelConfig
+from xbench.config.settings import ModelSettings
+from xbench.run.model import EncoderDecoder
 from xbench_plugins.naive import NaiveAttention
 from xbench_tasks.captioning import (
     CaptionDataOptions,
@@ -283,7 +284,7 @@ def test_source_image_gives_each_picture_unpadded_with_the_grid_of_its_positions
 
 def test_a_small_images_encoder_outputs_do_not_change_in_a_padded_batch():
     torch.manual_seed(0)
-    config = ModelConfig(d_model=16, heads=2, encoder_layers=2, decoder_layers=1, ffn_dim=32)
+    config = ModelSettings(d_model=16, heads=2, encoder_layers=2, decoder_layers=1, ffn_dim=32)
     model = EncoderDecoder(config, 10, 0, lambda d, e: PatchFrontend(d, 4), NaiveAttention())
     small, large = _image(8, 10, 3).byte(), _image(20, 16, 4).byte()
     batched, mask = model.encode(collate([(small, [1], ["a"]), (large, [1], ["b"])], 0)["source"])

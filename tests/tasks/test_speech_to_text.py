@@ -13,8 +13,9 @@ import torch
 from helpers import composed_config
 
 from xbench.api.errors import UserError
+from xbench.config.settings import ModelSettings
 from xbench.registry import get_registry
-from xbench.run.model import EncoderDecoder, ModelConfig
+from xbench.run.model import EncoderDecoder
 from xbench.run.plan import plan_run
 from xbench.run.runner import execute
 from xbench_plugins.naive import NaiveAttention
@@ -105,7 +106,7 @@ def test_padding_never_changes_an_utterances_outputs():
     """Through the frontend and the whole encoder-decoder: a short utterance gives the
     same outputs alone and batched with longer audio (padded with zeros or garbage)."""
     torch.manual_seed(0)
-    config = ModelConfig(d_model=32, heads=2, encoder_layers=2, decoder_layers=1, ffn_dim=64)
+    config = ModelSettings(d_model=32, heads=2, encoder_layers=2, decoder_layers=1, ffn_dim=64)
     model = EncoderDecoder(
         config, 10, 0, lambda d, emb: ConvSubsampling(20, d, 2), NaiveAttention()
     ).eval()

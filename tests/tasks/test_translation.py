@@ -15,6 +15,7 @@ from xbench.api.errors import UserError
 from xbench.registry import get_registry
 from xbench.run.plan import plan_run
 from xbench.run.runner import execute
+from xbench.taskkit.files import read_lines
 from xbench_tasks.translation import (
     TranslationDataOptions,
     TranslationOptions,
@@ -26,7 +27,6 @@ from xbench_tasks.translation.corpus import (
     load_jsonl,
     load_line_pair,
     load_tsv,
-    read_lines,
     rows_to_pairs,
 )
 from xbench_tasks.translation.grammar import Clause, sentence_pair
@@ -434,11 +434,11 @@ def test_one_pair_of_files_is_split_into_disjoint_train_val_test(tmp_path):
     assert not (sources[0] & sources[1]) and not (sources[0] & sources[2])
 
 
-def test_valid_without_test_is_halved(tmp_path):
+def test_val_without_test_is_halved(tmp_path):
     data = TranslationDataOptions(
         source="files",
         train_path=write_pair(tmp_path / "train", PAIRS[:30]),
-        valid_path=write_pair(tmp_path / "valid", PAIRS[30:]),
+        val_path=write_pair(tmp_path / "valid", PAIRS[30:]),
     )
     splits, _ = load_pairs(data)
     assert splits["train"] == PAIRS[:30]

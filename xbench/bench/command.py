@@ -24,12 +24,11 @@ from rich.console import Console
 from xbench.api.backend import AttentionBackend
 from xbench.api.errors import UserError
 from xbench.bench import analysis, grid, output, timing
-from xbench.config.compose import OUTPUT_ENV
 from xbench.measure.inputs import DTYPES, input_bytes
 from xbench.registry import Registry
 
-PRIMARY = "xbench_bench"
-DEFAULT_PRESET = "quick"
+PRIMARY = "xbench_bench"  # configs/xbench_bench.yaml
+BACKENDS_NODE = "bench_backends"  # the backends it measures, stored before composing
 
 
 @dataclass
@@ -73,7 +72,7 @@ def usage() -> str:
     lines = [
         "usage: xbench bench [backend=NAME[,NAME...]] [bench=PRESET] [key=value ...]",
         "",
-        f"presets: {', '.join(presets())} (default: {DEFAULT_PRESET})",
+        f"presets: {', '.join(presets())} (default: {default_preset()})",
         "backend options: backend.<name>.<option>=value (xbench plugins -v lists them)",
         "other keys: threads=N, logger=wandb|none, output_root=DIR",
         "settings:",
@@ -84,19 +83,24 @@ def usage() -> str:
 
 
 def compose(args: list[str], registry: Registry) -> dict[str, Any]:
-    """The composed config as a plain dict; any bad override is a one-line UserError."""
-    from xbench.config.compose import check_plugin_choices, store_plugin_configs
+    """The composed config as a plain dict; any bad override is a one-line UserError.
+
+    Composed twice: first to learn which backends the run measures (``backend=``, the
+    preset's list or every installed one), then with each one's options node in place."""
+    from xbench.config.compose import check_plugin_choices, store_plugin_configs, store_settings
 
     overrides = [a for a in args if a not in ("-m", "--multirun")]
     check_plugin_choices(overrides, registry)  # backend=... names, with a did-you-mean
     overrides = [_list_backends(o) for o in overrides]
     _check_preset(overrides)
     store_plugin_configs(registry)
+    store_settings({"bench": grid.BenchSettings})
+    installed = sorted(registry.backends)
     plain = [o for o in overrides if not _key(o).startswith("backend.")]
-    names = _compose(plain, [], sorted(registry.backends))["backends"]
+    names = _compose(plain, [], installed)["backends"]
     for name in names:
         registry.backend(name)
-    return _compose(overrides, list(names), sorted(registry.backends))
+    return _compose(overrides, list(names), installed)
 
 
 def _key(override: str) -> str:
@@ -117,6 +121,14 @@ def presets() -> list[str]:
     return sorted(
         p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
     )
+
+
+def default_preset() -> str:
+    """The preset the primary config selects when ``bench=`` is not given."""
+    from omegaconf import OmegaConf
+
+    primary = OmegaConf.load(str(files("xbench_configs") / f"{PRIMARY}.yaml"))
+    return next(e["bench"] for e in primary.defaults if not isinstance(e, str) and "bench" in e)
 
 
 def _check_preset(overrides: list[str]) -> None:
@@ -140,17 +152,11 @@ def _compose(overrides: list[str], backends: list[str], installed: list[str]) ->
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    defaults: list[Any] = ["_self_", *({f"backend@backend.{n}": n} for n in backends)]
-    defaults += [{"bench": DEFAULT_PRESET}, {"logger": "wandb"}]
-    primary = {
-        "defaults": defaults,
+    selection = {
+        "defaults": [{f"backend@backend.{name}": name} for name in backends],
         "backends": installed,
-        "bench": dataclasses.asdict(grid.BenchSettings()),
-        "threads": None,
-        "output_root": f"${{oc.env:{OUTPUT_ENV},xbench_runs}}",
-        "output_dir": "${output_root}/bench/${now:%Y-%m-%d_%H-%M-%S}_${bench.preset}",
     }
-    ConfigStore.instance().store(name=PRIMARY, node=primary)
+    ConfigStore.instance().store(name=BACKENDS_NODE, node=selection)
     try:
         with initialize_config_module(config_module="xbench_configs", version_base="1.3"):
             config = hydra_compose(config_name=PRIMARY, overrides=overrides)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
@@ -13,11 +13,13 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 
 from xbench.api.errors import UserError
+from xbench.config.settings import RUN_SETTINGS
 from xbench.registry import Registry
 
 CONFIG_PATH = "pkg://xbench_configs"
 CONFIG_NAME = "xbench"
 PLUGIN_GROUPS = ("backend", "task")
+SETTINGS_GROUP = "settings"
 OUTPUT_ENV = "XBENCH_OUTPUT_DIR"
 
 
@@ -51,8 +53,18 @@ def options_node(name: str, options_cls: type) -> dict:
     return {"name": name, **defaults}
 
 
+def store_settings(settings: Mapping[str, type]) -> None:
+    """Store each settings dataclass's defaults as the node ``settings/<name>``, which a
+    primary config places at ``<name>`` (``- settings/model@model``) and presets override."""
+    store = ConfigStore.instance()
+    for name, cls in settings.items():
+        store.store(group=SETTINGS_GROUP, name=name, node=dataclasses.asdict(cls()))
+
+
 def store_plugin_configs(registry: Registry) -> None:
-    """Make every registered backend and task selectable as ``backend=NAME`` / ``task=NAME``."""
+    """Make every registered backend and task selectable as ``backend=NAME`` / ``task=NAME``
+    (and store the run settings' nodes, which ``configs/xbench.yaml`` builds on)."""
+    store_settings(RUN_SETTINGS)
     store = ConfigStore.instance()
     for group, table in (("backend", registry.backends), ("task", registry.tasks)):
         for name, entry in table.items():

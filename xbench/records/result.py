@@ -77,7 +77,7 @@ class TaskFacts(Jsonable):
 @dataclass
 class ModelInfo(Jsonable):
     """The encoder-decoder of a run: its config-group name (``model=tiny``) and the
-    resolved settings it was built with (the fields of ``xbench.run.model.ModelConfig``,
+    resolved settings it was built with (the fields of ``xbench.config.settings.ModelSettings``,
     kept as a mapping so the record does not change shape when that config grows)."""
 
     name: str | None = None

@@ -27,22 +27,14 @@ from lightning.pytorch.utilities import move_data_to_device, rank_zero_warn
 from lightning_utilities.core.apply_func import apply_to_collection
 from torch import Tensor
 
-from xbench.api.options import option
 from xbench.api.task import Tokenizer
+from xbench.config.settings import HeatmapSettings
 from xbench.run.model import EncoderDecoder
 from xbench.run.module import Seq2SeqModule
 
 log = logging.getLogger(__name__)
 SPLIT = "val"
 SOURCE_AXIS = {"text": "source token", "audio": "audio frame", "image": "image patch"}
-
-
-@dataclass
-class HeatmapOptions:
-    enabled: bool = option(True, help="draw cross-attention heatmaps at the end of training")
-    examples: int = option(
-        4, help="validation examples drawn (the first of the first batch)", min=1, max=64
-    )
 
 
 @dataclass
@@ -222,7 +214,7 @@ class AttentionHeatmaps(L.Callback):
 
 
 def heatmap_callbacks(
-    options: HeatmapOptions, config: dict[str, Any], modality: str
+    options: HeatmapSettings, config: dict[str, Any], modality: str
 ) -> list[L.Callback]:
     """The heatmap callback the (validated) options ask for; none when disabled."""
     if not options.enabled:

@@ -9,33 +9,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from xbench.api.backend import AttentionBackend
-from xbench.api.options import option
-
-
-@dataclass
-class ModelConfig:
-    d_model: int = option(128, help="width of every layer", min=8)
-    heads: int = option(4, help="attention heads (d_model must divide by it)", min=1)
-    encoder_layers: int = option(2, help="encoder blocks", min=1)
-    decoder_layers: int = option(2, help="decoder blocks", min=1)
-    ffn_dim: int = option(512, help="hidden width of the feed-forward layers", min=1)
-    dropout: float = option(0.0, help="dropout probability", min=0.0, max=0.9)
-    conv_kernel: int = option(4, help="short causal depthwise convolution; 0 = none", min=0)
-
-    def __post_init__(self) -> None:
-        if self.d_model % self.heads:
-            raise ValueError(f"d_model={self.d_model} must be divisible by heads={self.heads}")
-
-    @property
-    def head_dim(self) -> int:
-        return self.d_model // self.heads
+from xbench.config.settings import ModelSettings
 
 
 def _split_heads(x: Tensor, heads: int) -> Tensor:
@@ -68,7 +48,7 @@ def rotary(x: Tensor) -> Tensor:
 class SelfAttention(nn.Module):
     """Fixed self-attention: one SDPA call with rotary positions, padding mask or causal."""
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelSettings) -> None:
         super().__init__()
         self.heads = config.heads
         self.qkv = nn.Linear(config.d_model, 3 * config.d_model)
@@ -105,7 +85,7 @@ def _self_mask(key_padding_mask: Tensor | None, causal: bool, length: int) -> Te
 class CrossAttention(nn.Module):
     """Projections around the backend; keys/values of the memory are computed once."""
 
-    def __init__(self, config: ModelConfig, backend: AttentionBackend) -> None:
+    def __init__(self, config: ModelSettings, backend: AttentionBackend) -> None:
         super().__init__()
         self.heads = config.heads
         self.q = nn.Linear(config.d_model, config.d_model)
@@ -134,7 +114,7 @@ class ShortConv(nn.Module):
     cross-attention, so backends are compared on equal terms.
     """
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelSettings) -> None:
         super().__init__()
         self.kernel = config.conv_kernel
         self.conv = (
@@ -152,7 +132,7 @@ class ShortConv(nn.Module):
         return x + self.conv(padded).transpose(1, 2)
 
 
-def _ffn(config: ModelConfig) -> nn.Sequential:
+def _ffn(config: ModelSettings) -> nn.Sequential:
     return nn.Sequential(
         nn.Linear(config.d_model, config.ffn_dim),
         nn.GELU(),
@@ -162,7 +142,7 @@ def _ffn(config: ModelConfig) -> nn.Sequential:
 
 
 class EncoderLayer(nn.Module):
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelSettings) -> None:
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(config.d_model), nn.LayerNorm(config.d_model)
         self.attention = SelfAttention(config)
@@ -177,7 +157,7 @@ class EncoderLayer(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, config: ModelConfig, backend: AttentionBackend) -> None:
+    def __init__(self, config: ModelSettings, backend: AttentionBackend) -> None:
         super().__init__()
         self.norms = nn.ModuleList(nn.LayerNorm(config.d_model) for _ in range(3))
         self.self_attention = SelfAttention(config)
@@ -205,7 +185,7 @@ class EncoderDecoder(nn.Module):
 
     def __init__(
         self,
-        config: ModelConfig,
+        config: ModelSettings,
         vocab_size: int,
         pad_id: int,
         frontend: Callable[[int, nn.Embedding], nn.Module],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 
 import lightning as L
 import torch
@@ -12,21 +11,13 @@ import torch.nn.functional as F
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_info
 
-from xbench.api.options import option
 from xbench.api.task import Task
+from xbench.config.settings import OptimSettings
 from xbench.run.model import EncoderDecoder
 
 
 class DivergedError(RuntimeError):
     """The training loss became NaN or infinite."""
-
-
-@dataclass
-class OptimConfig:
-    lr: float = option(1e-3, help="peak AdamW learning rate", min=0.0)
-    weight_decay: float = option(0.01, help="AdamW weight decay (matrices only)", min=0.0)
-    warmup_steps: int = option(100, help="linear warm-up steps", min=1)
-    label_smoothing: float = option(0.0, help="cross-entropy label smoothing", min=0.0, max=1.0)
 
 
 def warmup_cosine(step: int, warmup: int, total: int) -> float:
@@ -50,7 +41,7 @@ def _samples(predictions: list[str], references: list[list[str]]) -> list[dict[s
 class Seq2SeqModule(L.LightningModule):
     """Teacher-forced cross-entropy training; greedy decoding scored by the task's metrics."""
 
-    def __init__(self, model: EncoderDecoder, task: Task, optim: OptimConfig, total_steps: int):
+    def __init__(self, model: EncoderDecoder, task: Task, optim: OptimSettings, total_steps: int):
         super().__init__()
         self.model = model
         self.task = task

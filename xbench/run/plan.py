@@ -11,10 +11,8 @@ from xbench.api.backend import BackendSpec
 from xbench.api.errors import UserError
 from xbench.api.options import build_options
 from xbench.api.task import TaskSpec
+from xbench.config.settings import HeatmapSettings, MeasureSettings, ModelSettings, OptimSettings
 from xbench.registry import Registry
-from xbench.run.heatmaps import HeatmapOptions
-from xbench.run.model import ModelConfig
-from xbench.run.module import OptimConfig
 from xbench.run.revision import run_revision
 
 RESUME_CHOICES = ("auto", True, False)
@@ -28,9 +26,10 @@ class RunPlan:
     backend_options: Any
     task: TaskSpec
     task_options: Any
-    model: ModelConfig
-    optim: OptimConfig
-    heatmaps: HeatmapOptions
+    model: ModelSettings
+    optim: OptimSettings
+    heatmaps: HeatmapSettings
+    measure: MeasureSettings
     config: dict[str, Any]
 
     @functools.cached_property
@@ -52,9 +51,10 @@ def plan_run(config: dict[str, Any], registry: Registry) -> RunPlan:
         backend_options=build_options(backend.options, backend_cfg, "backend"),
         task=task,
         task_options=build_options(task.options, task_cfg, "task"),
-        model=build_options(ModelConfig, model_cfg, "model"),
-        optim=build_options(OptimConfig, config.get("optim"), "optim"),
-        heatmaps=build_options(HeatmapOptions, config.get("heatmaps"), "heatmaps"),
+        model=build_options(ModelSettings, model_cfg, "model"),
+        optim=build_options(OptimSettings, config.get("optim"), "optim"),
+        heatmaps=build_options(HeatmapSettings, config.get("heatmaps"), "heatmaps"),
+        measure=build_options(MeasureSettings, config.get("measure"), "measure"),
         config=config,
     )
 

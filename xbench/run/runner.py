@@ -16,6 +16,7 @@ import torch
 
 from xbench import __version__
 from xbench.api.errors import UserError
+from xbench.config.settings import ModelSettings
 from xbench.measure.cross_attention import measure_cross_attention
 from xbench.measure.inputs import dtype_name
 from xbench.measure.memory import run_peak_memory
@@ -35,7 +36,7 @@ from xbench.records.result import (
 )
 from xbench.run.callbacks import StepTimer
 from xbench.run.heatmaps import heatmap_callbacks
-from xbench.run.model import EncoderDecoder, ModelConfig
+from xbench.run.model import EncoderDecoder
 from xbench.run.module import DivergedError, Seq2SeqModule
 from xbench.run.plan import RunPlan
 
@@ -148,7 +149,7 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
     cross_attention = measure_cross_attention(
         backend,
         AttentionShape(
-            batch=int(config["measure"]["batch_size"]),
+            batch=plan.measure.batch_size,
             heads=plan.model.heads,
             nq=task.target_length,
             nk=task.source_length,
@@ -156,8 +157,8 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
             dtype=dtype_name(_compute_dtype(trainer_cfg, device)),
             device=str(device),
         ),
-        warmup=int(config["measure"]["warmup"]),
-        repeats=int(config["measure"]["repeats"]),
+        warmup=plan.measure.warmup,
+        repeats=plan.measure.repeats,
     )
     result.efficiency = Efficiency(
         train_step=timer.summary(),
@@ -181,7 +182,7 @@ def _copy_artifacts(artifacts: dict[str, Path], run_dir: Path) -> dict[str, str]
     return copied
 
 
-def _unsupported(backend, model: ModelConfig, task, trainer_cfg: dict) -> str | None:
+def _unsupported(backend, model: ModelSettings, task, trainer_cfg: dict) -> str | None:
     """Ask the backend, on a tiny input of the task's shape, whether it can run at all."""
     device = _training_device(trainer_cfg)
     dtype = _compute_dtype(trainer_cfg, device)

@@ -1,13 +1,18 @@
-"""Data plumbing every task shares: padding id rows and a data module over encoded splits."""
+"""Data plumbing every task shares: padding id rows, halving an evaluation set and a data
+module over encoded splits."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
+
+from xbench.api.errors import UserError
+
+Example = TypeVar("Example")
 
 
 def pad(rows: Sequence[Sequence[int]], value: int, left: bool = False) -> torch.Tensor:
@@ -18,6 +23,15 @@ def pad(rows: Sequence[Sequence[int]], value: int, left: bool = False) -> torch.
         start = width - len(row) if left else 0
         out[i, start : start + len(row)] = torch.tensor(row, dtype=torch.long)
     return out
+
+
+def split_val_test(examples: Sequence[Example], where: str) -> tuple[list[Example], list[Example]]:
+    """One evaluation set as validation (first half) and test (second half) examples;
+    ``where`` names the set in the error when it has fewer than two."""
+    if len(examples) < 2:
+        raise UserError(f"{where}: needs at least 2 examples to give val and test")
+    half = len(examples) // 2
+    return list(examples[:half]), list(examples[half:])
 
 
 class SplitDataModule(L.LightningDataModule):
