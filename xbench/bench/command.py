@@ -77,7 +77,7 @@ def usage() -> str:
         "other keys: threads=N, logger=wandb|none, output_root=DIR",
         "settings:",
     ]
-    for name, default, text in describe_options(grid.BenchSettings):
+    for name, default, text, *_ in describe_options(grid.BenchSettings):
         lines.append(f"  bench.{name}={default!r}: {text}")
     return "\n".join(lines) + "\n"
 
