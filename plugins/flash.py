@@ -162,12 +162,16 @@ def _fastest(names, q, k, v, mask, scale) -> str:
     return best
 
 
+def build_flash(options: FlashOptions) -> FlashAttention:
+    return FlashAttention(options.kernel)
+
+
 @xbench.hookimpl
 def xbench_register_backends(register):
     register(
         BackendSpec(
             name="flash",
-            build=lambda options: FlashAttention(options.kernel),
+            build=build_flash,
             options=FlashOptions,
             exact=True,
             description="torch scaled_dot_product_attention (cuDNN / FlashAttention-2 / "

@@ -191,18 +191,22 @@ def _favor_features(logits: Tensor, dims: tuple[int, ...]) -> Tensor:
     return torch.exp(logits - shift) / math.sqrt(logits.shape[-1])
 
 
+def build_linear(options: LinearOptions) -> LinearAttention:
+    return LinearAttention(
+        feature_map=options.feature_map,
+        num_features=options.num_features,
+        redraw=options.redraw,
+        seed=options.seed,
+        eps=options.eps,
+    )
+
+
 @xbench.hookimpl
 def xbench_register_backends(register):
     register(
         BackendSpec(
             name="linear",
-            build=lambda options: LinearAttention(
-                feature_map=options.feature_map,
-                num_features=options.num_features,
-                redraw=options.redraw,
-                seed=options.seed,
-                eps=options.eps,
-            ),
+            build=build_linear,
             options=LinearOptions,
             exact=False,
             description="Kernelized linear attention (elu+1 or FAVOR+ features), O(N) memory.",

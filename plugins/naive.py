@@ -33,12 +33,16 @@ class NaiveAttention(AttentionBackend):
         return {"kernel": "matmul-softmax-matmul"}
 
 
+def build_naive(options: NaiveOptions) -> NaiveAttention:
+    return NaiveAttention()
+
+
 @xbench.hookimpl
 def xbench_register_backends(register):
     register(
         BackendSpec(
             name="naive",
-            build=lambda options: NaiveAttention(),
+            build=build_naive,
             options=NaiveOptions,
             exact=True,
             description="Explicit softmax(QK^T*scale + mask)V; the reference.",

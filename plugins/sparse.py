@@ -419,12 +419,16 @@ def _input_problem(q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Tensor | N
     return None
 
 
+def build_sparse(options: SparseOptions) -> SparseAttention:
+    return SparseAttention(options)
+
+
 @xbench.hookimpl
 def xbench_register_backends(register):
     register(
         BackendSpec(
             name="sparse",
-            build=SparseAttention,
+            build=build_sparse,
             options=SparseOptions,
             exact=False,
             description="Block-sparse softmax attention (local / strided / bigbird layouts); "

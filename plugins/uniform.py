@@ -51,12 +51,16 @@ class UniformAttention(AttentionBackend):
         return {"kernel": "mean-over-real-keys"}
 
 
+def build_uniform(options: UniformOptions) -> UniformAttention:
+    return UniformAttention()
+
+
 @xbench.hookimpl
 def xbench_register_backends(register):
     register(
         BackendSpec(
             name="uniform",
-            build=lambda options: UniformAttention(),
+            build=build_uniform,
             options=UniformOptions,
             exact=False,
             description="Control: every real key gets the same weight (ignores queries).",

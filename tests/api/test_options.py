@@ -226,7 +226,7 @@ def test_check_options_class_accepts_good_classes(cls):
 
 def test_describe_options_flattens_nested_names():
     rows = describe_options(QAOptions, "task.")
-    by_name = {name: (default, help_text) for name, default, help_text in rows}
+    by_name = {row.name: (row.default, row.help) for row in rows}
 
     assert len(rows) == len(by_name)
     expected = {f"task.data.{f.name}" for f in dataclasses.fields(QADataOptions)}
@@ -240,5 +240,26 @@ def test_describe_options_flattens_nested_names():
 def test_describe_options_evaluates_default_factories():
     rows = describe_options(ListOptions)
 
-    assert rows[0] == ("sizes", [1, 2], "sizes to try")
-    assert [name for name, *_ in rows] == ["sizes", "label", "ratio"]
+    assert rows[0][:3] == ("sizes", [1, 2], "sizes to try")
+    assert [row.name for row in rows] == ["sizes", "label", "ratio"]
+
+
+@dataclass
+class BoundedOptions:
+    kernel: str = option("auto", help="which kernel", choices=("auto", "fast"))
+    blocks: int = option(4, help="at least one", min=1)
+    shift: float = option(0.0, help="at most two", max=2.0)
+    inner: ListOptions = field(default_factory=ListOptions)
+
+
+def test_describe_options_says_what_each_option_allows():
+    rows = {row.name: row.allowed for row in describe_options(BoundedOptions, "backend.")}
+
+    assert rows == {
+        "backend.kernel": "one of: auto, fast",
+        "backend.blocks": "range [1, inf]",
+        "backend.shift": "range [-inf, 2.0]",
+        "backend.inner.sizes": "",  # anything of its type
+        "backend.inner.label": "",
+        "backend.inner.ratio": "range [0.0, 1.0]",
+    }

@@ -42,7 +42,15 @@ class Probe(AttentionBackend):
 
 @xbench.hookimpl
 def xbench_register_backends(register):
-    register(BackendSpec("probe", lambda options: Probe(), ProbeOptions, True, "probe"))
+    register(
+        BackendSpec(
+            name="probe",
+            build=lambda options: Probe(),
+            options=ProbeOptions,
+            exact=True,
+            description="probe",
+        )
+    )
 '''
 
 

@@ -3,14 +3,20 @@ a float64 softmax reference, attention weights, and what the flash backend repor
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
 from xbench.api.errors import UserError
 from xbench.api.options import build_options
 from xbench.registry import load_registry
+from xbench.testing import (
+    Case,
+    Shape,
+    lengths_mask,
+    make_inputs,
+    reference_attention,
+    reference_weights,
+)
 from xbench_plugins.flash import FlashAttention
 
 ALL = ("naive", "flash", "uniform")
@@ -27,37 +33,10 @@ def build(registry, name: str, **options):
     return spec.build(build_options(spec.options, options, "backend"))
 
 
-def make_inputs(batch=3, heads=2, nq=5, nk=7, d=16, dv=None, dtype=torch.float32, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-
-    def randn(*shape):
-        return torch.randn(*shape, generator=generator).to(dtype)
-
-    q, k = randn(batch, heads, nq, d), randn(batch, heads, nk, d)
-    v = randn(batch, heads, nk, dv or d)
-    return q, k, v
-
-
-def padding_mask(batch: int, nk: int, real: list[int]) -> torch.Tensor:
-    """(B, Nk) mask with the first ``real[b]`` keys of item b real."""
-    return torch.arange(nk)[None, :] < torch.tensor(real)[:, None]
-
-
-def reference(q, k, v, mask=None, scale=None) -> torch.Tensor:
-    """softmax(QKᵀ·scale) V in float64, -inf on padded keys, zeros for all-padded items."""
-    q, k, v = (t.double() for t in (q, k, v))
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-    scores = q @ k.transpose(-2, -1) * scale
-    if mask is not None:
-        scores = scores.masked_fill(~mask[:, None, None, :], float("-inf"))
-    weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)
-    return weights @ v
-
-
 @pytest.mark.parametrize("name", ALL)
 def test_shapes_with_nq_nk_and_d_dv_all_different(registry, name):
-    q, k, v = make_inputs(batch=2, heads=3, nq=4, nk=9, d=16, dv=24)
-    mask = padding_mask(2, 9, [9, 5])
+    q, k, v = make_inputs(Shape(nq=4, nk=9, d=16, dv=24, batch=2, heads=3))
+    mask = lengths_mask([9, 5], 9)
     backend = build(registry, name)
 
     out = backend(q, k, v, key_padding_mask=mask)
@@ -72,8 +51,8 @@ def test_shapes_with_nq_nk_and_d_dv_all_different(registry, name):
 @pytest.mark.parametrize("dv", [16, 24], ids=["D==Dv", "D!=Dv"])
 @pytest.mark.parametrize("name", ALL)
 def test_padded_keys_have_no_influence(registry, name, dv):
-    q, k, v = make_inputs(nq=5, nk=8, d=16, dv=dv)
-    mask = padding_mask(3, 8, [8, 5, 1])
+    q, k, v = make_inputs(Shape(nq=5, nk=8, d=16, dv=dv))
+    mask = lengths_mask([8, 5, 1], 8)
     backend = build(registry, name)
     out = backend(q, k, v, key_padding_mask=mask)
 
@@ -102,9 +81,9 @@ def test_padded_keys_have_no_influence(registry, name, dv):
     ids=["naive", "flash-auto", "flash-auto-Dv", "flash-math", "flash-flash", "uniform"],
 )
 def test_all_padded_item_gives_zeros_and_finite_gradients(registry, name, options, dv):
-    q, k, v = make_inputs(batch=3, nq=4, nk=6, d=16, dv=dv)
+    q, k, v = make_inputs(Shape(nq=4, nk=6, d=16, dv=dv))
     q, k, v = (t.requires_grad_() for t in (q, k, v))
-    mask = padding_mask(3, 6, [6, 0, 2])
+    mask = lengths_mask([6, 0, 2], 6)
     backend = build(registry, name, **options)
 
     out = backend(q, k, v, key_padding_mask=mask)
@@ -125,8 +104,8 @@ def test_all_padded_item_gives_zeros_and_finite_gradients(registry, name, option
 
 @pytest.mark.parametrize("name", ALL)
 def test_all_padded_weights_are_zero(registry, name):
-    q, k, v = make_inputs(batch=2, nk=6)
-    mask = padding_mask(2, 6, [0, 3])
+    q, k, v = make_inputs(Shape(nq=5, nk=6, d=16, batch=2))
+    mask = lengths_mask([0, 3], 6)
 
     weights = build(registry, name).attention_weights(q, k, v, mask)
 
@@ -138,42 +117,46 @@ def test_all_padded_weights_are_zero(registry, name):
 @pytest.mark.parametrize("head_dim", [32, 64, 80, 128])
 @pytest.mark.parametrize("name", EXACT)
 def test_exact_backends_match_float64_reference_float32(registry, name, head_dim, padded):
-    q, k, v = make_inputs(batch=2, heads=2, nq=7, nk=13, d=head_dim, seed=head_dim)
-    mask = padding_mask(2, 13, [13, 6]) if padded else None
+    q, k, v = make_inputs(Shape(nq=7, nk=13, d=head_dim, batch=2), seed=head_dim)
+    mask = lengths_mask([13, 6], 13) if padded else None
 
     out = build(registry, name)(q, k, v, key_padding_mask=mask)
 
-    torch.testing.assert_close(out.double(), reference(q, k, v, mask), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        out.double(), reference_attention(q, k, v, mask), rtol=1e-5, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("head_dim", [32, 64, 80, 128])
 @pytest.mark.parametrize("name", EXACT)
 def test_exact_backends_match_float64_reference_bfloat16(registry, name, head_dim):
-    q, k, v = make_inputs(batch=2, heads=2, nq=7, nk=13, d=head_dim, dtype=torch.bfloat16)
-    mask = padding_mask(2, 13, [13, 6])
+    q, k, v = make_inputs(Shape(nq=7, nk=13, d=head_dim, batch=2), Case("cpu", torch.bfloat16))
+    mask = lengths_mask([13, 6], 13)
 
     out = build(registry, name)(q, k, v, key_padding_mask=mask)
 
     assert out.dtype == torch.bfloat16
-    torch.testing.assert_close(out.double(), reference(q, k, v, mask), rtol=3e-2, atol=3e-2)
+    torch.testing.assert_close(
+        out.double(), reference_attention(q, k, v, mask), rtol=3e-2, atol=3e-2
+    )
 
 
 @pytest.mark.parametrize("name", EXACT)
 def test_exact_backends_honour_an_explicit_scale(registry, name):
-    q, k, v = make_inputs(d=32, dv=8)
-    mask = padding_mask(3, 7, [7, 3, 1])
+    q, k, v = make_inputs(Shape(nq=5, nk=7, d=32, dv=8))
+    mask = lengths_mask([7, 3, 1], 7)
 
     out = build(registry, name)(q, k, v, key_padding_mask=mask, scale=0.3)
 
     torch.testing.assert_close(
-        out.double(), reference(q, k, v, mask, scale=0.3), rtol=1e-5, atol=1e-5
+        out.double(), reference_attention(q, k, v, mask, scale=0.3), rtol=1e-5, atol=1e-5
     )
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_attention_weights_are_distributions_over_real_keys(registry, name):
-    q, k, v = make_inputs(nq=5, nk=8, d=16, dv=12)
-    mask = padding_mask(3, 8, [8, 5, 1])
+    q, k, v = make_inputs(Shape(nq=5, nk=8, d=16, dv=12))
+    mask = lengths_mask([8, 5, 1], 8)
     backend = build(registry, name)
 
     weights = backend.attention_weights(q, k, v, mask)
@@ -189,20 +172,21 @@ def test_attention_weights_are_distributions_over_real_keys(registry, name):
 
 @pytest.mark.parametrize("name", EXACT)
 def test_exact_backend_weights_match_reference_softmax(registry, name):
-    q, k, v = make_inputs(d=32)
-    mask = padding_mask(3, 7, [7, 4, 2])
-    eye = torch.eye(7).expand(3, 2, 7, 7)
+    q, k, v = make_inputs(Shape(nq=5, nk=7, d=32))
+    mask = lengths_mask([7, 4, 2], 7)
 
     weights = build(registry, name).attention_weights(q, k, v, mask)
 
-    torch.testing.assert_close(weights.double(), reference(q, k, eye, mask), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        weights.double(), reference_weights(q, k, mask), rtol=1e-5, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("with_mask", [False, True])
 def test_uniform_is_the_mean_over_real_keys(registry, with_mask):
-    q, k, v = make_inputs(nq=4, nk=9, d=8, dv=5)
+    q, k, v = make_inputs(Shape(nq=4, nk=9, d=8, dv=5))
     real = [9, 4, 1]
-    mask = padding_mask(3, 9, real) if with_mask else None
+    mask = lengths_mask(real, 9) if with_mask else None
 
     out = build(registry, "uniform")(q, k, v, key_padding_mask=mask)
 
@@ -213,7 +197,7 @@ def test_uniform_is_the_mean_over_real_keys(registry, with_mask):
 
 
 def test_uniform_ignores_the_queries(registry):
-    q, k, v = make_inputs()
+    q, k, v = make_inputs(Shape(nq=5, nk=7, d=16))
     backend = build(registry, "uniform")
 
     torch.testing.assert_close(backend(q, k, v), backend(torch.randn_like(q), k, v))
@@ -222,8 +206,8 @@ def test_uniform_ignores_the_queries(registry):
 @pytest.mark.parametrize(("dv", "kernel"), [(16, "flash"), (24, "math")], ids=["D==Dv", "D!=Dv"])
 @pytest.mark.parametrize("padded", [False, True])
 def test_flash_on_cpu_reports_the_kernel_that_ran(registry, dv, kernel, padded):
-    q, k, v = make_inputs(d=16, dv=dv)
-    mask = padding_mask(3, 7, [7, 5, 2]) if padded else None
+    q, k, v = make_inputs(Shape(nq=5, nk=7, d=16, dv=dv))
+    mask = lengths_mask([7, 5, 2], 7) if padded else None
     backend = build(registry, "flash")
     assert backend.describe()["kernel"] is None
 
@@ -237,13 +221,13 @@ def test_flash_on_cpu_reports_the_kernel_that_ran(registry, dv, kernel, padded):
 
 
 def test_flash_forced_math_kernel_is_used(registry):
-    q, k, v = make_inputs(d=16)
+    q, k, v = make_inputs(Shape(nq=5, nk=7, d=16))
     backend = build(registry, "flash", kernel="math")
 
     out = backend(q, k, v)
 
     assert backend.describe()["kernel"] == "math"
-    torch.testing.assert_close(out.double(), reference(q, k, v), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out.double(), reference_attention(q, k, v), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -252,8 +236,8 @@ def test_flash_forced_math_kernel_is_used(registry):
     ids=["efficient", "cudnn", "flash-with-Dv"],
 )
 def test_flash_forced_kernel_that_cannot_run_gives_a_reason(kernel, dv):
-    q, k, v = make_inputs(d=16, dv=dv)
-    mask = padding_mask(3, 7, [7, 5, 2])
+    q, k, v = make_inputs(Shape(nq=5, nk=7, d=16, dv=dv))
+    mask = lengths_mask([7, 5, 2], 7)
     backend = FlashAttention(kernel=kernel)
 
     reason = backend.supports(q, k, v, mask)
@@ -274,7 +258,7 @@ def test_flash_kernel_option_is_validated(registry):
 @pytest.mark.parametrize("name", ALL)
 def test_describe_is_a_json_friendly_dict(registry, name):
     backend = build(registry, name)
-    q, k, v = make_inputs()
+    q, k, v = make_inputs(Shape(nq=5, nk=7, d=16))
     backend(q, k, v)
 
     described = backend.describe()

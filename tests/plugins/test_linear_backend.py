@@ -15,6 +15,7 @@ from xbench.api.errors import UserError
 from xbench.api.options import build_options
 from xbench.measure.memory import peak_memory_bytes
 from xbench.registry import load_registry
+from xbench.testing import Shape, lengths_mask, make_inputs, reference_attention
 from xbench_plugins.linear import LinearAttention, LinearOptions, orthogonal_random_features
 
 MAPS = ("elu", "favor")
@@ -25,21 +26,7 @@ def build(**options) -> LinearAttention:
     return LinearAttention(**vars(build_options(LinearOptions, options, "backend")))
 
 
-def make_inputs(batch=3, heads=2, nq=5, nk=9, d=16, dv=None, dtype=torch.float32, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-
-    def randn(*shape):
-        return torch.randn(*shape, generator=generator).to(dtype)
-
-    return randn(batch, heads, nq, d), randn(batch, heads, nk, d), randn(batch, heads, nk, dv or d)
-
-
-def padding_mask(nk: int, real: list[int]) -> torch.Tensor:
-    """(B, Nk) mask with the first ``real[b]`` keys of item b real."""
-    return torch.arange(nk)[None, :] < torch.tensor(real)[:, None]
-
-
-def reference_weights(backend, q, k, mask=None, scale=None, eps=0.0) -> torch.Tensor:
+def linear_weights(backend, q, k, mask=None, scale=None, eps=0.0) -> torch.Tensor:
     """Normalised φ(q)φ(k)ᵀ in float64 with no stabilising shifts (small inputs only)."""
     q, k = q.double(), k.double()
     if backend.feature_map == "elu":
@@ -62,11 +49,6 @@ def reference_weights(backend, q, k, mask=None, scale=None, eps=0.0) -> torch.Te
     return scores / torch.where(total > 0, total, 1.0)
 
 
-def softmax_attention(q, k, v) -> torch.Tensor:
-    q, k, v = q.double(), k.double(), v.double()
-    return torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), -1) @ v
-
-
 # --- agreement with its own definition -------------------------------------------------------
 
 
@@ -75,21 +57,21 @@ def softmax_attention(q, k, v) -> torch.Tensor:
 def test_matches_float64_definition(feature_map, head_dim):
     eps = 1e-6  # a floor far below the normaliser: the definition holds for both maps
     backend = build(feature_map=feature_map, eps=eps)
-    q, k, v = (t * 0.5 for t in make_inputs(nq=5, nk=11, d=head_dim, dv=24))
-    mask = padding_mask(11, [11, 6, 1])
+    q, k, v = (t * 0.5 for t in make_inputs(Shape(nq=5, nk=11, d=head_dim, dv=24)))
+    mask = lengths_mask([11, 6, 1], 11)
 
     out = backend(q, k, v, key_padding_mask=mask)
-    expected = reference_weights(backend, q, k, mask, eps=eps) @ v.double()
+    expected = linear_weights(backend, q, k, mask, eps=eps) @ v.double()
 
     assert out.shape == (3, 2, 5, 24) and out.dtype == torch.float32
     torch.testing.assert_close(out.double(), expected, rtol=1e-4, atol=1e-5)
 
 
 def test_favor_uses_an_explicit_scale_and_elu_ignores_it():
-    q, k, v = make_inputs(nq=4, nk=7, d=32, dv=8)
+    q, k, v = make_inputs(Shape(nq=4, nk=7, d=32, dv=8))
     favor = build(feature_map="favor", eps=0.0)
     out = favor(q, k, v, scale=0.05)
-    expected = reference_weights(favor, q, k, scale=0.05) @ v.double()
+    expected = linear_weights(favor, q, k, scale=0.05) @ v.double()
     torch.testing.assert_close(out.double(), expected, rtol=1e-4, atol=1e-5)
     assert not torch.allclose(out, favor(q, k, v))
 
@@ -98,9 +80,9 @@ def test_favor_uses_an_explicit_scale_and_elu_ignores_it():
 
 
 def test_eps_floors_the_normaliser():
-    q, k, v = make_inputs(batch=1, nq=3, nk=4, d=8)
+    q, k, v = make_inputs(Shape(nq=3, nk=4, d=8, batch=1))
     backend = build(feature_map="elu", eps=1e3)  # large enough to dominate φ(q)ᵀΣφ(k)
-    expected = reference_weights(backend, q, k, eps=1e3) @ v.double()
+    expected = linear_weights(backend, q, k, eps=1e3) @ v.double()
     torch.testing.assert_close(backend(q, k, v).double(), expected, rtol=1e-5, atol=1e-7)
 
 
@@ -110,11 +92,11 @@ def test_eps_floors_the_normaliser():
 @pytest.mark.parametrize("feature_map", MAPS)
 def test_padding_is_the_same_as_truncating_the_padded_keys(feature_map):
     backend = build(feature_map=feature_map)
-    q, k, v = make_inputs(nq=6, nk=10, d=32, dv=20)
+    q, k, v = make_inputs(Shape(nq=6, nk=10, d=32, dv=20))
     real = [10, 7, 2]
     # Padded keys are garbage on purpose: huge values must not leak in through shifts.
     k[:, :, 7:] *= 100
-    out = backend(q, k, v, key_padding_mask=padding_mask(10, real))
+    out = backend(q, k, v, key_padding_mask=lengths_mask(real, 10))
 
     for b, n in enumerate(real):
         alone = backend(q[b : b + 1], k[b : b + 1, :, :n], v[b : b + 1, :, :n])
@@ -125,8 +107,8 @@ def test_padding_is_the_same_as_truncating_the_padded_keys(feature_map):
 @pytest.mark.parametrize("feature_map", MAPS)
 def test_fully_padded_item_gives_zeros_and_finite_gradients(feature_map, eps):
     backend = build(feature_map=feature_map, eps=eps)
-    q, k, v = (t.requires_grad_() for t in make_inputs(nq=4, nk=6, d=16, dv=12))
-    mask = padding_mask(6, [6, 0, 3])
+    q, k, v = (t.requires_grad_() for t in make_inputs(Shape(nq=4, nk=6, d=16, dv=12)))
+    mask = lengths_mask([6, 0, 3], 6)
 
     out = backend(q, k, v, key_padding_mask=mask)
     out.sum().backward()
@@ -142,8 +124,8 @@ def test_fully_padded_item_gives_zeros_and_finite_gradients(feature_map, eps):
 @pytest.mark.parametrize("feature_map", MAPS)
 def test_gradients_reach_q_k_and_v(feature_map):
     backend = build(feature_map=feature_map)
-    q, k, v = (t.requires_grad_() for t in make_inputs(nq=5, nk=8, d=16, dv=8))
-    backend(q, k, v, key_padding_mask=padding_mask(8, [8, 5, 3])).pow(2).sum().backward()
+    q, k, v = (t.requires_grad_() for t in make_inputs(Shape(nq=5, nk=8, d=16, dv=8)))
+    backend(q, k, v, key_padding_mask=lengths_mask([8, 5, 3], 8)).pow(2).sum().backward()
     for tensor in (q, k, v):
         assert torch.isfinite(tensor.grad).all()
         assert tensor.grad.abs().sum() > 0
@@ -152,9 +134,9 @@ def test_gradients_reach_q_k_and_v(feature_map):
 @pytest.mark.parametrize("feature_map", MAPS)
 def test_large_magnitude_inputs_stay_finite(feature_map):
     backend = build(feature_map=feature_map)
-    q, k, v = (t * 30 for t in make_inputs(nq=16, nk=24, d=64))
+    q, k, v = (t * 30 for t in make_inputs(Shape(nq=16, nk=24, d=64)))
     q.requires_grad_(), k.requires_grad_(), v.requires_grad_()
-    out = backend(q, k, v, key_padding_mask=padding_mask(24, [24, 13, 0]))
+    out = backend(q, k, v, key_padding_mask=lengths_mask([24, 13, 0], 24))
     out.sum().backward()
     assert torch.isfinite(out).all()
     for tensor in (q, k, v):
@@ -168,8 +150,8 @@ def test_large_magnitude_inputs_stay_finite(feature_map):
 @pytest.mark.parametrize("feature_map", MAPS)
 def test_half_precision_input_keeps_its_dtype_and_tracks_float32(feature_map, dtype):
     backend = build(feature_map=feature_map)
-    q, k, v = make_inputs(nq=7, nk=12, d=64, dv=32)
-    mask = padding_mask(12, [12, 8, 4])
+    q, k, v = make_inputs(Shape(nq=7, nk=12, d=64, dv=32))
+    mask = lengths_mask([12, 8, 4], 12)
     low = backend(q.to(dtype), k.to(dtype), v.to(dtype), key_padding_mask=mask)
     full = backend(q, k, v, key_padding_mask=mask)
     assert low.dtype == dtype
@@ -180,8 +162,8 @@ def test_half_precision_input_keeps_its_dtype_and_tracks_float32(feature_map, dt
 
 
 def test_favor_error_against_softmax_shrinks_with_more_features():
-    q, k, v = (t * 0.25 for t in make_inputs(batch=2, heads=2, nq=16, nk=32, d=16))
-    exact = softmax_attention(q, k, v)
+    q, k, v = (t * 0.25 for t in make_inputs(Shape(nq=16, nk=32, d=16, batch=2)))
+    exact = reference_attention(q, k, v)
 
     def mean_error(num_features: int) -> float:
         errors = [
@@ -199,7 +181,7 @@ def test_favor_error_against_softmax_shrinks_with_more_features():
 
 
 def test_favor_is_deterministic_for_a_seed_and_differs_between_seeds():
-    q, k, v = make_inputs(nq=4, nk=6, d=32)
+    q, k, v = make_inputs(Shape(nq=4, nk=6, d=32))
     first = build(feature_map="favor", seed=3)(q, k, v)
     again = build(feature_map="favor", seed=3)(q, k, v)
     other = build(feature_map="favor", seed=4)(q, k, v)
@@ -208,7 +190,7 @@ def test_favor_is_deterministic_for_a_seed_and_differs_between_seeds():
 
 
 def test_redraw_changes_features_in_training_but_not_in_eval():
-    q, k, v = make_inputs(nq=4, nk=6, d=32)
+    q, k, v = make_inputs(Shape(nq=4, nk=6, d=32))
     backend = build(feature_map="favor", redraw=True).train()
     out_a = backend(q, k, v)
     features_a = backend.features.clone()
@@ -224,7 +206,7 @@ def test_redraw_changes_features_in_training_but_not_in_eval():
 
 
 def test_without_redraw_training_calls_reuse_the_features():
-    q, k, v = make_inputs(nq=4, nk=6, d=32)
+    q, k, v = make_inputs(Shape(nq=4, nk=6, d=32))
     backend = build(feature_map="favor").train()
     out = backend(q, k, v)
     features = backend.features.clone()
@@ -235,7 +217,7 @@ def test_without_redraw_training_calls_reuse_the_features():
 def test_features_follow_the_head_dim_and_survive_a_checkpoint():
     backend = build(feature_map="favor", num_features=40, redraw=True).train()
     for d in (16, 32, 32):  # a new head dim redraws; the last call redraws again (training)
-        q, k, v = make_inputs(nq=3, nk=5, d=d)
+        q, k, v = make_inputs(Shape(nq=3, nk=5, d=d))
         backend(q, k, v)
     assert backend.features.shape == (40, 32)
 
@@ -267,8 +249,8 @@ def test_orthogonal_random_features_are_orthogonal_blocks_with_chi_norms(num, di
 @pytest.mark.parametrize("feature_map", MAPS)
 def test_attention_weights_sum_to_one_over_real_keys_and_reproduce_forward(feature_map, eps):
     backend = build(feature_map=feature_map, eps=eps)
-    q, k, v = make_inputs(nq=5, nk=9, d=32, dv=12)
-    mask = padding_mask(9, [9, 4, 0])
+    q, k, v = make_inputs(Shape(nq=5, nk=9, d=32, dv=12))
+    mask = lengths_mask([9, 4, 0], 9)
 
     weights = backend.attention_weights(q, k, v, mask)
     out = backend(q, k, v, key_padding_mask=mask)
@@ -288,7 +270,7 @@ def test_attention_weights_sum_to_one_over_real_keys_and_reproduce_forward(featu
 @pytest.mark.parametrize("feature_map", MAPS)
 def test_memory_is_linear_in_sequence_length(feature_map):
     batch, heads, n, d = 1, 4, 16384, 64
-    q, k, v = make_inputs(batch=batch, heads=heads, nq=n, nk=n, d=d)
+    q, k, v = make_inputs(Shape(nq=n, nk=n, d=d, batch=batch, heads=heads))
     mask = torch.ones(batch, n, dtype=torch.bool)
     backend = build(feature_map=feature_map)
 
@@ -312,7 +294,7 @@ def test_registers_through_the_plugin_hook():
     assert "\n" not in spec.description
 
     backend = spec.build(build_options(spec.options, {"feature_map": "favor", "seed": 2}, "b"))
-    q, k, v = make_inputs(nq=3, nk=4, d=16)
+    q, k, v = make_inputs(Shape(nq=3, nk=4, d=16))
     backend(q, k, v)
     assert backend.describe() == {"kernel": "linear", "feature_map": "favor", "num_features": 64}
     assert backend.supports(q, k, v) is None
@@ -321,7 +303,7 @@ def test_registers_through_the_plugin_hook():
 def test_describe_reports_the_elu_feature_dim_that_ran():
     backend = build()
     assert backend.describe()["feature_map"] == "elu"
-    backend(*make_inputs(d=24))
+    backend(*make_inputs(Shape(nq=5, nk=9, d=24)))
     assert backend.describe() == {"kernel": "linear", "feature_map": "elu", "num_features": 24}
 
 

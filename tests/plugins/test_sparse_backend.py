@@ -18,6 +18,7 @@ from xbench.api.errors import UserError
 from xbench.api.options import build_options
 from xbench.measure.memory import peak_memory_bytes
 from xbench.registry import load_registry
+from xbench.testing import Case, Shape, lengths_mask, make_inputs
 from xbench_plugins.naive import NaiveAttention
 from xbench_plugins.sparse import SparseAttention, SparseOptions
 from xbench_plugins.sparse_patterns import PATTERNS, aligned_key_blocks, block_layout
@@ -30,21 +31,7 @@ def build(**options) -> SparseAttention:
     return SparseAttention(SparseOptions(**options))
 
 
-def make_inputs(batch=2, heads=2, nq=5, nk=7, d=16, dv=None, dtype=torch.float32, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-
-    def randn(*shape):
-        return torch.randn(*shape, generator=generator, dtype=torch.float64).to(dtype)
-
-    return randn(batch, heads, nq, d), randn(batch, heads, nk, d), randn(batch, heads, nk, dv or d)
-
-
-def padding_mask(nk: int, real: list[int]) -> torch.Tensor:
-    """(B, Nk) mask with the first ``real[b]`` keys of item b real."""
-    return torch.arange(nk)[None, :] < torch.tensor(real)[:, None]
-
-
-def reference_weights(backend, q, k, mask=None, scale=None) -> torch.Tensor:
+def kept_block_weights(backend, q, k, mask=None, scale=None) -> torch.Tensor:
     """Float64 softmax over the keys whose block the layout keeps and that are real."""
     nq, nk, bs = q.shape[2], k.shape[2], backend.options.block_size
     layout = backend.layout(nq, nk)
@@ -57,8 +44,8 @@ def reference_weights(backend, q, k, mask=None, scale=None) -> torch.Tensor:
     return weights.nan_to_num(0.0)  # rows without a kept real key: zeros
 
 
-def reference(backend, q, k, v, mask=None, scale=None) -> torch.Tensor:
-    return reference_weights(backend, q, k, mask, scale) @ v.double()
+def kept_block_attention(backend, q, k, v, mask=None, scale=None) -> torch.Tensor:
+    return kept_block_weights(backend, q, k, mask, scale) @ v.double()
 
 
 def test_registers_as_an_inexact_backend_with_validated_options():
@@ -88,15 +75,17 @@ def test_registers_as_an_inexact_backend_with_validated_options():
 @pytest.mark.parametrize("pattern", PATTERNS)
 def test_matches_its_own_definition(pattern, nq, nk, d, dv, block_size):
     backend = build(pattern=pattern, block_size=block_size, random_blocks=2)
-    q, k, v = make_inputs(nq=nq, nk=nk, d=d, dv=dv, seed=nq + d)
-    mask = padding_mask(nk, [nk, nk // 3])
+    q, k, v = make_inputs(Shape(nq=nq, nk=nk, d=d, dv=dv, batch=2), seed=nq + d)
+    mask = lengths_mask([nk, nk // 3], nk)
 
     out = backend(q, k, v, key_padding_mask=mask)
     weights = backend.attention_weights(q, k, v, mask)
 
     assert out.shape == (2, 2, nq, dv) and out.dtype == q.dtype
-    torch.testing.assert_close(out.double(), reference(backend, q, k, v, mask), atol=2e-5, rtol=0)
-    expected = reference_weights(backend, q, k, mask)
+    torch.testing.assert_close(
+        out.double(), kept_block_attention(backend, q, k, v, mask), atol=2e-5, rtol=0
+    )
+    expected = kept_block_weights(backend, q, k, mask)
     torch.testing.assert_close(weights.double(), expected, atol=2e-6, rtol=0)
     assert backend.supports(q, k, v, mask) is None
 
@@ -104,12 +93,12 @@ def test_matches_its_own_definition(pattern, nq, nk, d, dv, block_size):
 @pytest.mark.parametrize("pattern", PATTERNS)
 def test_float64_agrees_to_rounding_and_scale_is_respected(pattern):
     backend = build(pattern=pattern, block_size=16, window=0)
-    q, k, v = make_inputs(nq=70, nk=150, d=32, dv=24, dtype=torch.float64)
-    mask = padding_mask(150, [150, 61])
+    q, k, v = make_inputs(Shape(nq=70, nk=150, d=32, dv=24, batch=2), Case("cpu", torch.float64))
+    mask = lengths_mask([150, 61], 150)
 
     out = backend(q, k, v, key_padding_mask=mask, scale=0.37)
 
-    expected = reference(backend, q, k, v, mask, scale=0.37)
+    expected = kept_block_attention(backend, q, k, v, mask, scale=0.37)
     torch.testing.assert_close(out, expected, atol=1e-12, rtol=0)
 
 
@@ -119,9 +108,9 @@ def test_padding_inside_the_last_block_equals_truncating_the_keys(pattern, block
     # Nk=200 and 193..200 real keys span the same key blocks, hence the same layout.
     backend = build(pattern=pattern, block_size=block_size)
     real = [200, 197, 193]
-    q, k, v = make_inputs(batch=3, nq=96, nk=200, d=32, dv=40)
+    q, k, v = make_inputs(Shape(nq=96, nk=200, d=32, dv=40))
 
-    out = backend(q, k, v, key_padding_mask=padding_mask(200, real))
+    out = backend(q, k, v, key_padding_mask=lengths_mask(real, 200))
 
     for b, n in enumerate(real):
         alone = backend(q[b : b + 1], k[b : b + 1, :, :n], v[b : b + 1, :, :n])
@@ -131,8 +120,8 @@ def test_padding_inside_the_last_block_equals_truncating_the_keys(pattern, block
 @pytest.mark.parametrize("pattern", PATTERNS)
 def test_padded_keys_have_no_influence(pattern):
     backend = build(pattern=pattern, block_size=16)
-    q, k, v = make_inputs(nq=64, nk=160, d=32)
-    mask = padding_mask(160, [160, 40])  # item 1: the layout sees 160 keys, 40 are real
+    q, k, v = make_inputs(Shape(nq=64, nk=160, d=32, batch=2))
+    mask = lengths_mask([160, 40], 160)  # item 1: the layout sees 160 keys, 40 are real
     out = backend(q, k, v, key_padding_mask=mask)
 
     k2, v2 = k.clone(), v.clone()
@@ -141,15 +130,17 @@ def test_padded_keys_have_no_influence(pattern):
     out2 = backend(q, k2, v2, key_padding_mask=mask)
 
     torch.testing.assert_close(out, out2, atol=1e-6, rtol=0)
-    torch.testing.assert_close(out.double(), reference(backend, q, k, v, mask), atol=2e-5, rtol=0)
+    torch.testing.assert_close(
+        out.double(), kept_block_attention(backend, q, k, v, mask), atol=2e-5, rtol=0
+    )
 
 
 def test_queries_without_a_real_kept_key_get_zeros_and_finite_gradients():
     # Local window 0: query blocks aligned past the 40 real keys of item 0 keep none of them.
     backend = build(pattern="local", block_size=32, window=0)
-    q, k, v = make_inputs(batch=3, nq=128, nk=256, d=32)
+    q, k, v = make_inputs(Shape(nq=128, nk=256, d=32))
     q, k, v = (t.requires_grad_() for t in (q, k, v))
-    mask = padding_mask(256, [40, 0, 256])  # item 1: every key padded
+    mask = lengths_mask([40, 0, 256], 256)  # item 1: every key padded
 
     out = backend(q, k, v, key_padding_mask=mask)
     (out * torch.randn_like(out)).sum().backward()
@@ -167,8 +158,8 @@ def test_queries_without_a_real_kept_key_get_zeros_and_finite_gradients():
 @pytest.mark.parametrize("pattern", PATTERNS)
 def test_gradients_reach_q_k_v_and_match_the_definition(pattern):
     backend = build(pattern=pattern, block_size=16)
-    q, k, v = make_inputs(nq=48, nk=100, d=16, dv=24, dtype=torch.float64)
-    mask = padding_mask(100, [100, 70])
+    q, k, v = make_inputs(Shape(nq=48, nk=100, d=16, dv=24, batch=2), Case("cpu", torch.float64))
+    mask = lengths_mask([100, 70], 100)
     grad_out = torch.randn(2, 2, 48, 24, dtype=torch.float64)
 
     def grads(fn):
@@ -177,7 +168,7 @@ def test_gradients_reach_q_k_v_and_match_the_definition(pattern):
         return [t.grad for t in inputs]
 
     got = grads(lambda q, k, v: backend(q, k, v, key_padding_mask=mask))
-    expected = grads(lambda q, k, v: reference(backend, q, k, v, mask))
+    expected = grads(lambda q, k, v: kept_block_attention(backend, q, k, v, mask))
 
     for g, e in zip(got, expected, strict=True):
         assert g.abs().sum() > 0
@@ -188,8 +179,8 @@ def test_gradients_reach_q_k_v_and_match_the_definition(pattern):
 @pytest.mark.parametrize("pattern", PATTERNS)
 def test_half_precision_is_close_to_float32(pattern, dtype):
     backend = build(pattern=pattern, block_size=32)
-    q, k, v = make_inputs(nq=96, nk=200, d=64)
-    mask = padding_mask(200, [200, 150])
+    q, k, v = make_inputs(Shape(nq=96, nk=200, d=64, batch=2))
+    mask = lengths_mask([200, 150], 200)
 
     low = backend(q.to(dtype), k.to(dtype), v.to(dtype), key_padding_mask=mask)
     full = backend(q, k, v, key_padding_mask=mask)
@@ -203,9 +194,9 @@ def test_large_magnitude_inputs_stay_finite(dtype):
     # Scores of ~1e3: softmax is nearly one-hot, so near-ties make any comparison with a
     # reference ill-conditioned; what must hold is finiteness and convex combinations.
     backend = build(pattern="bigbird", block_size=16)
-    q, k, v = (t.to(dtype) for t in make_inputs(nq=64, nk=128, d=32))
+    q, k, v = (t.to(dtype) for t in make_inputs(Shape(nq=64, nk=128, d=32, batch=2)))
     q, k = (t.mul(30).requires_grad_() for t in (q, k))
-    mask = padding_mask(128, [128, 50])  # the global block 0 gives every query a real key
+    mask = lengths_mask([128, 50], 128)  # the global block 0 gives every query a real key
 
     out = backend(q, k, v, key_padding_mask=mask)
     out.float().square().sum().backward()
@@ -220,8 +211,8 @@ def test_large_magnitude_inputs_stay_finite(dtype):
 @pytest.mark.parametrize("pattern", PATTERNS)
 def test_window_covering_every_block_is_exact_attention(pattern):
     backend = build(pattern=pattern, block_size=16, window=100)
-    q, k, v = make_inputs(nq=96, nk=200, d=32, dv=48)
-    mask = padding_mask(200, [200, 33])
+    q, k, v = make_inputs(Shape(nq=96, nk=200, d=32, dv=48, batch=2))
+    mask = lengths_mask([200, 33], 200)
 
     out = backend(q, k, v, key_padding_mask=mask)
 
@@ -290,8 +281,8 @@ def test_layout_is_cached_per_shape():
 
 def test_supports_answers_with_a_reason_and_never_raises():
     backend = build()
-    q, k, v = make_inputs(nq=4, nk=9, d=16)
-    assert backend.supports(q, k, v, padding_mask(9, [9, 2])) is None
+    q, k, v = make_inputs(Shape(nq=4, nk=9, d=16, batch=2))
+    assert backend.supports(q, k, v, lengths_mask([9, 2], 9)) is None
     assert "shapes do not match" in backend.supports(q, k[..., :8], v)
     assert "bool" in backend.supports(q, k, v, torch.ones(2, 9))
     assert "bool" in backend.supports(q, k, v, torch.ones(2, 8, dtype=torch.bool))
@@ -302,7 +293,7 @@ def test_supports_answers_with_a_reason_and_never_raises():
 
 def test_describe_reports_what_ran():
     backend = build(pattern="strided", block_size=32)
-    q, k, v = make_inputs(nq=64, nk=256, d=16)
+    q, k, v = make_inputs(Shape(nq=64, nk=256, d=16, batch=2))
     backend(q, k, v)
 
     info = backend.describe()
@@ -317,7 +308,7 @@ def test_describe_reports_what_ran():
 def test_long_sequences_run_in_bounded_memory():
     n, heads, dim = 16384, 4, 64
     backend = build(pattern="local", block_size=64, window=1)
-    q, k, v = make_inputs(batch=1, heads=heads, nq=n, nk=n, d=dim)
+    q, k, v = make_inputs(Shape(nq=n, nk=n, d=dim, batch=1, heads=heads))
     full_scores = 1 * heads * n * n * 4  # the fp32 score matrix exact attention would need
 
     def call():
@@ -356,15 +347,17 @@ def eager_flex(monkeypatch):
 def test_flex_route_matches_the_block_route(eager_flex, pattern, block_size):
     backend = build(pattern=pattern, block_size=block_size)
     backend.flex_devices = ("cpu",)
-    q, k, v = make_inputs(batch=3, nq=300, nk=700, d=32, dv=48)
-    mask = padding_mask(700, [700, 100, 0])
+    q, k, v = make_inputs(Shape(nq=300, nk=700, d=32, dv=48))
+    mask = lengths_mask([700, 100, 0], 700)
 
     with torch.no_grad():
         out = backend(q, k, v, key_padding_mask=mask)
 
     assert backend.describe()["implementation"] == "flex_attention"
     assert (out[2] == 0).all()
-    torch.testing.assert_close(out.double(), reference(backend, q, k, v, mask), atol=2e-5, rtol=0)
+    torch.testing.assert_close(
+        out.double(), kept_block_attention(backend, q, k, v, mask), atol=2e-5, rtol=0
+    )
 
 
 def test_flex_failure_falls_back_to_blocks_once_per_signature(monkeypatch):
@@ -377,7 +370,7 @@ def test_flex_failure_falls_back_to_blocks_once_per_signature(monkeypatch):
     monkeypatch.setattr(sparse, "compiled_flex_attention", broken)
     backend = build(pattern="local", block_size=16)
     backend.flex_devices = ("cpu",)
-    q, k, v = make_inputs(nq=40, nk=90, d=16)
+    q, k, v = make_inputs(Shape(nq=40, nk=90, d=16, batch=2))
 
     first = backend(q, k, v)
     second = backend(q, k, v)
@@ -387,4 +380,6 @@ def test_flex_failure_falls_back_to_blocks_once_per_signature(monkeypatch):
     assert "no triton here" in info["flex_error"]
     assert len(calls) == 1
     torch.testing.assert_close(first, second)
-    torch.testing.assert_close(first.double(), reference(backend, q, k, v), atol=2e-5, rtol=0)
+    torch.testing.assert_close(
+        first.double(), kept_block_attention(backend, q, k, v), atol=2e-5, rtol=0
+    )

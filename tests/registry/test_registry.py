@@ -105,14 +105,105 @@ def test_good_plugin_registers_backend_and_task_with_its_name():
         assert entry.distribution is None
 
 
-def test_registration_order_is_kept_across_plugins():
+def ordered_plugin(name: str, **marker) -> types.SimpleNamespace:
+    """A plugin registering backend ``name`` from a hook marked with ``marker``."""
+
+    @xbench.hookimpl(**marker)
+    def xbench_register_backends(register):
+        register(backend_spec(name))
+
+    return types.SimpleNamespace(xbench_register_backends=xbench_register_backends)
+
+
+def test_hooks_run_in_pluggy_order_and_every_entry_keeps_its_plugin():
     registry = load(
-        ("first", make_plugin([backend_spec("aaa_one")])),
-        ("second", make_plugin([backend_spec("aaa_two"), backend_spec("aaa_three")])),
+        ("early", ordered_plugin("from_early", tryfirst=True)),
+        ("first", make_plugin([backend_spec("from_first")])),
+        ("late", ordered_plugin("from_late", trylast=True)),
+        ("second", make_plugin([backend_spec("two_a"), backend_spec("two_b")])),
     )
 
-    assert list(registry.backends) == ["aaa_one", "aaa_two", "aaa_three"]
-    assert [e.plugin for e in registry.backends.values()] == ["first", "second", "second"]
+    # tryfirst, then plain implementations last-registered first, then trylast
+    assert list(registry.backends) == ["from_early", "two_a", "two_b", "from_first", "from_late"]
+    suppliers = {name: entry.plugin for name, entry in registry.backends.items()}
+    assert suppliers == {
+        "from_early": "early",
+        "two_a": "second",
+        "two_b": "second",
+        "from_first": "first",
+        "from_late": "late",
+    }
+
+
+@pytest.mark.parametrize("style", ["wrapper", "hookwrapper"])
+def test_a_wrapper_runs_around_the_other_hooks_and_its_entries_are_its_own(style):
+    seen = {}
+
+    @xbench.hookimpl(**{style: True})
+    def xbench_register_backends(register):
+        register(backend_spec("before"))
+        outcome = yield
+        seen["outcome"] = outcome
+        register(backend_spec("after"))
+        return None if style == "wrapper" else outcome
+
+    wrapping = types.SimpleNamespace(xbench_register_backends=xbench_register_backends)
+    registry = load(("wrapping", wrapping), ("plain", make_plugin([backend_spec("inside")])))
+
+    assert list(registry.backends) == ["before", "inside", "after"]
+    suppliers = [entry.plugin for entry in registry.backends.values()]
+    assert suppliers == ["wrapping", "plain", "wrapping"]
+    assert "outcome" in seen  # the wrapper was resumed after the plain implementation
+
+
+def test_an_error_inside_a_wrapped_hook_names_the_hook_that_raised_not_the_wrapper():
+    @xbench.hookimpl(wrapper=True)
+    def xbench_register_backends():
+        return (yield)
+
+    @xbench.hookimpl
+    def failing(register):
+        raise RuntimeError("kaboom")
+
+    wrapping = types.SimpleNamespace(xbench_register_backends=xbench_register_backends)
+    broken = types.SimpleNamespace(xbench_register_backends=failing)
+    with pytest.raises(PluginError, match=r"^plugin 'broken' .*RuntimeError: kaboom"):
+        load(("wrapping", wrapping), ("broken", broken))
+
+
+def test_a_wrapper_that_raises_after_the_others_is_named():
+    @xbench.hookimpl(wrapper=True)
+    def xbench_register_tasks():
+        yield
+        raise ValueError("after the others")
+
+    wrapping = types.SimpleNamespace(xbench_register_tasks=xbench_register_tasks)
+    with pytest.raises(PluginError, match=r"^plugin 'wrapping' .*ValueError: after the others"):
+        load(("wrapping", wrapping), ("plain", make_plugin(tasks=[task_spec()])))
+
+
+def test_hooks_that_are_methods_of_a_plugin_object_are_attributed_too():
+    class Plugin:
+        @xbench.hookimpl
+        def xbench_register_backends(self, register):
+            register(backend_spec("from_method"))
+
+    registry = load(("object", Plugin()))
+
+    assert registry.backends["from_method"].plugin == "object"
+
+
+def test_register_kept_and_called_after_loading_is_refused():
+    kept = []
+
+    @xbench.hookimpl
+    def xbench_register_backends(register):
+        kept.append(register)
+
+    load(("keeper", types.SimpleNamespace(xbench_register_backends=xbench_register_backends)))
+
+    with pytest.raises(PluginError, match="outside an xbench hook"):
+        kept[0](backend_spec())
 
 
 @pytest.mark.parametrize(
@@ -158,6 +249,47 @@ def test_invalid_backend_spec_is_a_plugin_error_naming_the_plugin(spec, fragment
 def test_invalid_task_spec_is_rejected_too():
     with pytest.raises(PluginError, match=r"'badtask'.*expected TaskSpec, got BackendSpec"):
         load(("badtask", make_plugin(tasks=[backend_spec()])))
+
+
+@pytest.mark.parametrize("modality", ["video", "Text", "", None])
+def test_a_task_modality_outside_the_closed_set_names_the_allowed_values(modality):
+    spec = TaskSpec(name="echo", modality=modality, build=lambda o: None, options=GoodOptions)
+
+    with pytest.raises(PluginError) as info:
+        load(("badplug", make_plugin(tasks=[spec])))
+
+    assert f"modality {modality!r} of 'echo' is not one of: text, audio, image" in str(info.value)
+    assert "'badplug'" in str(info.value)
+
+
+@pytest.mark.parametrize("build", [lambda: None, lambda a, b: None], ids=["none", "two"])
+def test_build_must_take_the_options_as_its_one_argument(build):
+    spec = BackendSpec(name="zero", build=build, options=GoodOptions, exact=False)
+
+    with pytest.raises(PluginError, match=r"build of 'zero' must take one argument"):
+        load(("badplug", make_plugin([spec])))
+
+
+def test_an_option_called_name_is_refused():
+    @dataclass
+    class NamedOptions:
+        name: str = option("x", help="clashes with the node's selector")
+
+    with pytest.raises(PluginError, match=r"option may not be called 'name'"):
+        load(("badplug", make_plugin([backend_spec(options=NamedOptions)])))
+
+
+def test_specs_take_keyword_arguments_only_and_the_error_says_so():
+    with pytest.raises(TypeError, match="positional"):
+        BackendSpec("zero", lambda o: ZeroBackend(), GoodOptions, False, "d")  # type: ignore[misc]
+
+    @xbench.hookimpl
+    def xbench_register_backends(register):
+        register(BackendSpec("zero", lambda o: ZeroBackend(), GoodOptions, False, "d"))
+
+    old_style = types.SimpleNamespace(xbench_register_backends=xbench_register_backends)
+    with pytest.raises(PluginError, match=r"'oldplug'.*keyword arguments only"):
+        load(("oldplug", old_style))
 
 
 def test_build_that_is_not_callable_is_rejected():
@@ -242,6 +374,19 @@ def test_disable_env_skips_named_extra_plugins(monkeypatch):
 
     assert set(registry.backends) == {"zero"}
     assert registry.backends["zero"].plugin == "good"
+
+
+@pytest.mark.parametrize("value", ["naive", "uniform", "broken, naive", "uniform,naive"])
+def test_the_reference_and_the_control_cannot_be_disabled(monkeypatch, value):
+    monkeypatch.setenv(DISABLE_ENV, value)
+
+    with pytest.raises(PluginError) as info:
+        load_registry(use_entry_points=True)
+
+    message = str(info.value)
+    assert DISABLE_ENV in message and "cannot be disabled" in message
+    named = sorted(name for name in ("naive", "uniform") if name in value)
+    assert f"names {', '.join(named)}:" in message
 
 
 def test_entry_points_register_the_builtins_from_the_xbench_distribution():

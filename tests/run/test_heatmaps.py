@@ -3,6 +3,7 @@ overlay on an image task's pictures."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 import lightning as L
@@ -42,8 +43,9 @@ TINY = ModelSettings(d_model=32, heads=4, encoder_layers=1, decoder_layers=2, ff
 
 
 def _backend(name: str):
+    """A factory of the backend with default options: one instance per decoder layer."""
     spec = get_registry().backend(name)
-    return spec.build(build_options(spec.options, {}, "backend"))
+    return functools.partial(spec.build, build_options(spec.options, {}, "backend"))
 
 
 def _text_model(backend_name: str = "naive", seed: int = 0) -> EncoderDecoder:
@@ -300,7 +302,7 @@ def test_callback_draws_after_training_and_leaves_weights_mode_and_rng_untouched
     def broken(*args, **kwargs):
         raise NotImplementedError("no weights here")
 
-    module.model.backend.attention_weights = broken
+    module.model.backends[-1].attention_weights = broken
     with pytest.warns(UserWarning, match="heatmaps skipped: NotImplementedError: no weights"):
         callback.on_train_end(trainer, module)
 

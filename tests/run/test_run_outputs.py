@@ -25,7 +25,15 @@ class _QAWithVocabulary:
 
     @xbench.hookimpl
     def xbench_register_tasks(self, register):
-        register(TaskSpec("qa_vocab", "text", self.build, QAOptions, "qa with an artifact"))
+        register(
+            TaskSpec(
+                name="qa_vocab",
+                modality="text",
+                build=self.build,
+                options=QAOptions,
+                description="qa with an artifact",
+            )
+        )
 
     def build(self, options):
         task = build_qa(options)

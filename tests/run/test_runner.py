@@ -78,7 +78,9 @@ class _BadBackends:
     @xbench.hookimpl
     def xbench_register_backends(self, register):
         for name, cls in (("exploding", _Exploding), ("nans", _NaNs), ("refusing", _Refusing)):
-            register(BackendSpec(name, lambda o, c=cls: c(), _NoOptions, False, name))
+            register(
+                BackendSpec(name=name, build=lambda o, c=cls: c(), options=_NoOptions, exact=False)
+            )
 
 
 @pytest.mark.parametrize(

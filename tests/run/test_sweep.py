@@ -64,7 +64,15 @@ class _NoOptions:
 class _InterruptedBackend:
     @xbench.hookimpl
     def xbench_register_backends(self, register):
-        register(BackendSpec("ctrl_c", lambda o: _CtrlC(), _NoOptions, False, "Ctrl-C"))
+        register(
+            BackendSpec(
+                name="ctrl_c",
+                build=lambda o: _CtrlC(),
+                options=_NoOptions,
+                exact=False,
+                description="Ctrl-C",
+            )
+        )
 
 
 def test_ctrl_c_in_a_cell_stops_it_on_record(tmp_path):
@@ -115,7 +123,15 @@ class NoOptions:
 @xbench.hookimpl
 def xbench_register_backends(register):
     for name, cls in (("exploding", Exploding), ("oom", OutOfMemory), ("nans", NaNs)):
-        register(BackendSpec(name, lambda o, c=cls: c(), NoOptions, False, "fails on purpose"))
+        register(
+                BackendSpec(
+                    name=name,
+                    build=lambda o, c=cls: c(),
+                    options=NoOptions,
+                    exact=False,
+                    description="fails on purpose",
+                )
+            )
 """
 
 

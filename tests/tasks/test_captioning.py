@@ -285,7 +285,7 @@ def test_source_image_gives_each_picture_unpadded_with_the_grid_of_its_positions
 def test_a_small_images_encoder_outputs_do_not_change_in_a_padded_batch():
     torch.manual_seed(0)
     config = ModelSettings(d_model=16, heads=2, encoder_layers=2, decoder_layers=1, ffn_dim=32)
-    model = EncoderDecoder(config, 10, 0, lambda d, e: PatchFrontend(d, 4), NaiveAttention())
+    model = EncoderDecoder(config, 10, 0, lambda d, e: PatchFrontend(d, 4), NaiveAttention)
     small, large = _image(8, 10, 3).byte(), _image(20, 16, 4).byte()
     batched, mask = model.encode(collate([(small, [1], ["a"]), (large, [1], ["b"])], 0)["source"])
     alone, _ = model.encode(collate([(small, [1], ["a"])], 0)["source"])

@@ -74,9 +74,10 @@ def test_tasks_keep_their_own_defaults():
 
 
 def test_a_redefaulted_option_keeps_its_help_and_range():
-    rows = {name: (default, text) for name, default, text in describe_options(SpeechOptions)}
+    rows = {row.name: row for row in describe_options(SpeechOptions)}
 
-    assert rows["batch_size"] == (32, "training batch size")
+    assert (rows["batch_size"].default, rows["batch_size"].help) == (32, "training batch size")
+    assert rows["batch_size"].allowed.startswith("range [1")
     with pytest.raises(UserError, match=r"task.batch_size=0 is out of range; allowed range is \[1"):
         build_options(SpeechOptions, {"batch_size": 0}, "task")
 

@@ -108,7 +108,7 @@ def test_padding_never_changes_an_utterances_outputs():
     torch.manual_seed(0)
     config = ModelSettings(d_model=32, heads=2, encoder_layers=2, decoder_layers=1, ffn_dim=64)
     model = EncoderDecoder(
-        config, 10, 0, lambda d, emb: ConvSubsampling(20, d, 2), NaiveAttention()
+        config, 10, 0, lambda d, emb: ConvSubsampling(20, d, 2), NaiveAttention
     ).eval()
     short, long = torch.randn(37, 20), torch.randn(121, 20)
     target = torch.randint(4, 10, (1, 6))

@@ -9,7 +9,9 @@ import pytest
 
 from xbench.api.errors import UserError
 from xbench.cli.check_backend import check_backend_command
-from xbench.testing import BackendConformance
+from xbench.testing import DEVIATION_SHAPE, BackendConformance, deviation_from_exact
+from xbench_plugins.naive import NaiveAttention
+from xbench_plugins.uniform import UniformAttention
 
 pytest_plugins = ["pytester"]
 
@@ -93,11 +95,19 @@ KIT_ON_BROKEN_BACKENDS = textwrap.dedent(
             return masked_softmax_weights(q, k, key_padding_mask, scale) @ v
 
 
+    class MisdescribesItself(Correct):
+        """Correct, but says it computed 150% of the score pairs."""
+
+        def describe(self):
+            return {"kernel": "matmul", "kept_fraction": 1.5}
+
+
     @xbench.hookimpl
     def xbench_register_backends(register):
         for name, cls in [("ignores_mask", IgnoresMask), ("nan_when_empty", NanWhenEmpty),
-                          ("correct", Correct)]:
-            register(BackendSpec(name, lambda o, cls=cls: cls(), NoOptions, True, "test"))
+                          ("correct", Correct), ("misdescribes", MisdescribesItself)]:
+            build = lambda o, cls=cls: cls()  # noqa: E731
+            register(BackendSpec(name=name, build=build, options=NoOptions, exact=True))
 
 
     PLUGINS = [("broken_backends", sys.modules[__name__])]
@@ -115,6 +125,11 @@ KIT_ON_BROKEN_BACKENDS = textwrap.dedent(
 
     class TestCorrect(BackendConformance):
         backend_name = "correct"
+        extra_plugins = PLUGINS
+
+
+    class TestMisdescribes(BackendConformance):
+        backend_name = "misdescribes"
         extra_plugins = PLUGINS
     '''
 )
@@ -154,6 +169,29 @@ def test_kit_rejects_broken_backends_and_accepts_a_correct_one(kit_outcomes):
     } <= nan_when_empty
 
     assert set(kit_outcomes["TestCorrect"]) == {"passed"}
+    assert kit_outcomes["TestMisdescribes"]["failed"] == {
+        "test_describe_is_a_json_serialisable_dict"
+    }
+
+
+def test_the_deviation_report_measures_distance_from_exact_attention():
+    exact = deviation_from_exact(NaiveAttention())
+    control = deviation_from_exact(UniformAttention())
+
+    assert exact.output_relative < 1e-6 and exact.weights_max_abs < 1e-6
+    assert control.output_relative > 0.1 and control.weights_relative > 0.1
+    # uniform is the control the report compares with: both figures measure the same thing
+    assert control.output_relative == pytest.approx(control.control_relative, rel=1e-5)
+    assert exact.control_relative == pytest.approx(control.control_relative)
+    assert f"Nq={DEVIATION_SHAPE.nq} Nk={DEVIATION_SHAPE.nk}" in str(control)
+
+
+def test_check_backend_reports_the_deviation_after_the_kit(capsys):
+    assert check_backend_command(["uniform", "uses_queries=false", "-q", "-k", "describe"]) == 0
+
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("uniform: deviation from exact masked softmax attention at B=2 H=4")
+    assert "output max abs" in last and "attention_weights max abs" in last
 
 
 def test_check_backend_runs_the_kit_on_an_installed_backend():

@@ -1,23 +1,54 @@
-"""The attention-backend contract (see DESIGN.md, "Backend").
+"""The attention-backend contract.
 
 Shapes: ``q (B, H, Nq, D)``, ``k (B, H, Nk, D)``, ``v (B, H, Nk, Dv)`` → ``out (B, H, Nq, Dv)``.
 ``key_padding_mask (B, Nk)`` is boolean with True for a real key. Padded keys get zero
 weight, and a query whose keys are all padded returns zeros, never NaN.
+
+**One instance per decoder layer.** The model calls ``BackendSpec.build(options)`` once for
+each decoder layer, so every layer's cross-attention has its own backend object: a backend
+may keep per-layer state (caches, learned parameters, buffers, statistics) in ``self``.
+``build`` must therefore return a new object on each call. The runner builds one more
+instance to ask ``supports()`` before training; what it measures and records
+(``describe()``) is the last decoder layer's instance, the one the heatmaps draw.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+#: Keys of :meth:`AttentionBackend.describe` that xbench itself reads, with the types their
+#: values must have (``None`` = not known yet, e.g. before the first forward):
+#:
+#: - ``kernel`` (str): the kernel or algorithm that ran last, e.g. ``"cudnn"`` or
+#:   ``"block-sparse"``: what a reader of the run record or bench output looks for first.
+#: - ``kept_fraction`` (float in [0, 1]): the fraction of the Nq×Nk (query, key) score pairs
+#:   the last forward computed (sparse backends). ``xbench bench`` scales the FLOPs by it
+#:   for roofline figures (an exact backend counts as 1; an approximation without it gets
+#:   no roofline figure) and its ``skipped`` / ``speedup_per_kept`` checks need it.
+#: - ``implementation`` (str): which of the backend's code paths ran last, when it has
+#:   several (e.g. ``"flex_attention"`` or ``"blocks"``).
+#:
+#: Any other key is free-form and stored as is; the whole dict must be JSON.
+RESERVED_DESCRIBE_KEYS: Mapping[str, type | tuple[type, ...]] = {
+    "kernel": str,
+    "kept_fraction": (float, int),
+    "implementation": str,
+}
+
 
 class AttentionBackend(nn.Module):
-    """Base class for cross-attention backends; subclasses implement :meth:`forward`."""
+    """Base class for cross-attention backends; subclasses implement :meth:`forward`.
+
+    Override :meth:`attention_weights` too whenever ``forward`` applies anything other than
+    exact masked softmax (a temperature, a mask, a kernel): heatmaps draw those weights,
+    and the conformance kit checks an approximation's ``forward`` against them.
+    """
 
     def forward(
         self,
@@ -27,6 +58,7 @@ class AttentionBackend(nn.Module):
         key_padding_mask: Tensor | None = None,
         scale: float | None = None,
     ) -> Tensor:
+        """``out (B, H, Nq, Dv)``; ``scale`` is the softmax temperature (default 1/sqrt(D))."""
         raise NotImplementedError
 
     def supports(
@@ -45,24 +77,61 @@ class AttentionBackend(nn.Module):
     ) -> Tensor:
         """The (B, H, Nq, Nk) weights this backend effectively applies (for heatmaps).
 
-        The default is exact masked softmax, right for every exact backend.
+        The default is exact masked softmax: right for every exact backend, wrong for any
+        backend whose ``forward`` computes something else, which must override it.
         """
         return masked_softmax_weights(q, k, key_padding_mask, scale)
 
     def describe(self) -> dict[str, Any]:
-        """What actually ran (kernel, implementation, ...); stored in the run record."""
+        """What actually ran; stored in the run record. JSON only. The keys in
+        :data:`RESERVED_DESCRIBE_KEYS` have a fixed meaning and type; others are free."""
         return {}
 
 
-@dataclass(frozen=True)
+def describe_problem(described: Any) -> str | None:
+    """Why a ``describe()`` result breaks the contract (not a dict, or a reserved key with a
+    value of the wrong type or range), or None when it keeps it. JSON is checked apart."""
+    if not isinstance(described, dict):
+        return f"describe() must return a dict, got {type(described).__name__}"
+    for key, kind in RESERVED_DESCRIBE_KEYS.items():
+        value = described.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, kind):
+            expected = " or ".join(
+                t.__name__ for t in (kind if isinstance(kind, tuple) else (kind,))
+            )
+            return f"describe()[{key!r}] must be {expected} or None, got {value!r}"
+    kept = described.get("kept_fraction")
+    if kept is not None and not 0.0 <= kept <= 1.0:
+        return f"describe()['kept_fraction'] must lie in [0, 1], got {kept!r}"
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
 class BackendSpec:
-    """What a plugin registers: a named factory of :class:`AttentionBackend`."""
+    """What a plugin registers: a named factory of :class:`AttentionBackend`.
+
+    Keyword arguments only, so fields can be added without breaking a plugin.
+
+    - ``name``: the value of ``backend=NAME``; lower-case letters, digits and ``_``.
+    - ``build``: ``build(options) -> AttentionBackend``, called with a validated instance of
+      ``options``, once per decoder layer (see the module doc): return a new object each
+      call. Built-ins pass a module-level function ``build_<name>(options)``.
+    - ``options``: a dataclass whose fields all have defaults (declare them with
+      :func:`xbench.option`); it becomes the config node ``backend=NAME``, so
+      ``backend.<field>=value`` works without YAML. No field may be called ``name``.
+    - ``exact``: True when ``forward`` is softmax attention up to floating-point error. The
+      kit then checks it against float64 masked softmax; an approximation (False) is
+      checked only against its own ``attention_weights``.
+    - ``description``: one line for ``xbench plugins`` and the leaderboard.
+    """
 
     name: str
     build: Callable[[Any], AttentionBackend]
     options: type
     exact: bool
-    description: str
+    description: str = ""
 
 
 def default_scale(q: Tensor, scale: float | None) -> float:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import types
 from collections.abc import Mapping, Sequence
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any, NamedTuple, Union, get_args, get_origin, get_type_hints
 
 from xbench.api.errors import UserError
 
@@ -85,8 +85,18 @@ def build_options(cls: type, values: Mapping[str, Any] | None, where: str) -> An
         raise UserError(f"{where}: {error}") from None
 
 
-def describe_options(cls: type, prefix: str = "") -> list[tuple[str, Any, str]]:
-    """(dotted name, default, help) for every option, nested dataclasses flattened."""
+class OptionRow(NamedTuple):
+    """One option as ``xbench plugins -v`` lists it."""
+
+    name: str
+    default: Any
+    help: str
+    allowed: str  # "one of: a, b", "range [1, inf]" or "" when anything of its type goes
+
+
+def describe_options(cls: type, prefix: str = "") -> list[OptionRow]:
+    """Every option with its default, help and allowed values, nested dataclasses flattened
+    into dotted names."""
     rows = []
     hints = get_type_hints(cls)
     for f in dataclasses.fields(cls):
@@ -95,8 +105,22 @@ def describe_options(cls: type, prefix: str = "") -> list[tuple[str, Any, str]]:
         if dataclasses.is_dataclass(kind):
             rows += describe_options(kind, f"{prefix}{f.name}.")
         else:
-            rows.append((f"{prefix}{f.name}", default, f.metadata.get("help", "")))
+            help_text = f.metadata.get("help", "")
+            rows.append(OptionRow(f"{prefix}{f.name}", default, help_text, allowed(f.metadata)))
     return rows
+
+
+def allowed(meta: Mapping) -> str:
+    """What an option's metadata allows, in words: its choices or its range."""
+    choices = meta.get("choices") or ()
+    if choices:
+        return f"one of: {', '.join(map(str, choices))}"
+    low, high = meta.get("min"), meta.get("max")
+    return "" if low is None and high is None else f"range {_bounds(low, high)}"
+
+
+def _bounds(low: float | None, high: float | None) -> str:
+    return f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
 
 
 def _check_value(path: str, value: Any, kind: Any, meta: Mapping, nullable: bool) -> None:
@@ -108,14 +132,12 @@ def _check_value(path: str, value: Any, kind: Any, meta: Mapping, nullable: bool
         raise UserError(f"{path}={value!r} must be of type {kind.__name__}")
     choices = meta.get("choices") or ()
     if choices and value not in choices:
-        allowed = ", ".join(map(str, choices))
-        raise UserError(f"{path}={value!r} is not allowed; choose one of: {allowed}")
+        raise UserError(f"{path}={value!r} is not allowed; choose {allowed(meta)}")
     low, high = meta.get("min"), meta.get("max")
     if isinstance(value, float) and value != value and (low is not None or high is not None):
-        raise UserError(f"{path}=nan is out of range; allowed range is [{low}, {high}]")
+        raise UserError(f"{path}=nan is out of range; allowed range is {_bounds(low, high)}")
     if (low is not None and value < low) or (high is not None and value > high):
-        bounds = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
-        raise UserError(f"{path}={value!r} is out of range; allowed range is {bounds}")
+        raise UserError(f"{path}={value!r} is out of range; allowed range is {_bounds(low, high)}")
 
 
 def _is_instance(value: Any, kind: type) -> bool:

@@ -77,8 +77,9 @@ def usage() -> str:
         "other keys: threads=N, logger=wandb|none, output_root=DIR",
         "settings:",
     ]
-    for name, default, text in describe_options(grid.BenchSettings):
-        lines.append(f"  bench.{name}={default!r}: {text}")
+    for row in describe_options(grid.BenchSettings):
+        allowed = f" ({row.allowed})" if row.allowed else ""
+        lines.append(f"  bench.{row.name}={row.default!r}: {row.help}{allowed}")
     return "\n".join(lines) + "\n"
 
 

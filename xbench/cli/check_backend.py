@@ -9,6 +9,11 @@ it to pytest, so every pytest option works (``-x``, ``-k padding``, ``-v``,
 ``setting=value`` arguments are what a test class would declare: the kit's switches
 (``uses_queries=false`` for a backend that ignores q and k, ``weights_normalised=false``,
 ``padding_equals_truncation=false``) and the backend's options (``backend.kernel=math``).
+
+After the kit, one line reports how far the backend is from exact softmax attention
+(:func:`xbench.testing.deviation_from_exact`): for an ``exact=False`` backend the kit checks
+only that it agrees with its own ``attention_weights``, so this is the figure that says how
+good the approximation is.
 """
 
 from __future__ import annotations
@@ -58,12 +63,18 @@ def check_backend_command(args: list[str]) -> int:
     from xbench.registry import get_registry
 
     spec = get_registry().backend(name)  # unknown name -> UserError with the installed ones
-    build_options(spec.options, options, "backend")  # bad option -> UserError naming it
+    built_options = build_options(spec.options, options, "backend")  # bad option -> UserError
     try:
         import pytest
     except ImportError:
         raise UserError("check-backend needs pytest: pip install 'xbench[test]'") from None
+    status = _run_kit(pytest, name, switches, options, pytest_args)
+    print(f"{name}: {_deviation_line(spec.build(built_options))}")
+    return status
 
+
+def _run_kit(pytest: Any, name: str, switches: dict, options: dict, pytest_args: list[str]) -> int:
+    """The kit as a one-class test module in a temporary folder; pytest's exit code."""
     source = _TEST_MODULE.format(
         name=name,
         options=options,
@@ -78,6 +89,16 @@ def check_backend_command(args: list[str]) -> int:
             return int(pytest.main([*flags, *pytest_args, str(module)]))
         finally:
             _forget_modules_under(Path(folder))
+
+
+def _deviation_line(backend: Any) -> str:
+    """The deviation report, or why there is none; never raises (the kit has judged)."""
+    from xbench.testing import deviation_from_exact
+
+    try:
+        return str(deviation_from_exact(backend))
+    except Exception as error:  # unsupported input, or a forward the kit already failed
+        return f"deviation from exact softmax attention not measured: {error}"
 
 
 def _forget_modules_under(folder: Path) -> None:

@@ -22,7 +22,8 @@ USAGE = """usage: xbench <command> [args]
 commands:
   run [-m] [key=value ...]   train and evaluate backend × task (Hydra overrides; -m sweeps;
                              seeds=N: N seeds per cell; resume=false: re-run finished cells)
-  plugins [-v]               list installed backends and tasks (-v: with their options)
+  plugins [-v]               list installed backends and tasks (-v: with their options,
+                             defaults and allowed values)
   check-backend NAME [setting=value ...] [pytest args]
                              run the conformance kit (xbench.testing) on one backend
   bench [key=value ...]      time the cross-attention op alone over a grid of shapes
@@ -136,7 +137,8 @@ def _hydra_job(cfg) -> None:
 
 
 def plugins_command(args: list[str]) -> int:
-    """List every installed backend and task with the plugin that supplied it."""
+    """List every installed backend and task with the plugin that supplied it; ``-v`` adds
+    each option's default, help and allowed values (choices or range)."""
     from xbench.api.options import describe_options
     from xbench.registry import get_registry
 
@@ -149,8 +151,11 @@ def plugins_command(args: list[str]) -> int:
         for name, entry in sorted(entries.items()):
             description = entry.spec.description
             if verbose:
-                options = describe_options(entry.spec.options)
-                description += "".join(f"\n  {kind}.{o}={d!r}: {h}" for o, d, h in options)
+                description += "".join(
+                    f"\n  {kind}.{row.name}={row.default!r}: {row.help}"
+                    + (f" ({row.allowed})" if row.allowed else "")
+                    for row in describe_options(entry.spec.options)
+                )
             table.add_row(
                 kind,
                 name,

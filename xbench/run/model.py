@@ -181,7 +181,12 @@ class DecoderLayer(nn.Module):
 
 class EncoderDecoder(nn.Module):
     """Pre-norm Transformer; the target embedding is tied to the output projection and
-    handed to the task's frontend, which may share it with the source."""
+    handed to the task's frontend, which may share it with the source.
+
+    ``backend`` is a factory called once per decoder layer (e.g.
+    ``functools.partial(spec.build, options)``, or a backend class): every layer's
+    cross-attention gets its own instance, so a backend may keep per-layer state.
+    """
 
     def __init__(
         self,
@@ -189,21 +194,30 @@ class EncoderDecoder(nn.Module):
         vocab_size: int,
         pad_id: int,
         frontend: Callable[[int, nn.Embedding], nn.Module],
-        backend: AttentionBackend,
+        backend: Callable[[], AttentionBackend],
     ) -> None:
         super().__init__()
+        if isinstance(backend, nn.Module):
+            raise TypeError(
+                "EncoderDecoder takes a backend factory (one instance per decoder layer), "
+                f"not an instance: pass e.g. lambda: {type(backend).__name__}(...)"
+            )
         self.config = config
         self.pad_id = pad_id
         self.embedding = nn.Embedding(vocab_size, config.d_model)
         nn.init.normal_(self.embedding.weight, std=config.d_model**-0.5)
         self.frontend = frontend(config.d_model, self.embedding)
-        self.backend = backend
         self.encoder = nn.ModuleList(EncoderLayer(config) for _ in range(config.encoder_layers))
         self.encoder_norm = nn.LayerNorm(config.d_model)
         self.decoder = nn.ModuleList(
-            DecoderLayer(config, backend) for _ in range(config.decoder_layers)
+            DecoderLayer(config, backend()) for _ in range(config.decoder_layers)
         )
         self.decoder_norm = nn.LayerNorm(config.d_model)
+
+    @property
+    def backends(self) -> list[AttentionBackend]:
+        """The cross-attention backend of each decoder layer, first layer first."""
+        return [layer.cross_attention.backend for layer in self.decoder]
 
     def encode(self, source) -> tuple[list[tuple[Tensor, Tensor]], Tensor]:
         """Per-decoder-layer cross-attention keys/values of the source, and its padding mask."""

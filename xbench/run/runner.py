@@ -3,6 +3,7 @@ measure, and write the run record (always — a failed run is a typed record too
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 import traceback
@@ -102,6 +103,7 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
         warnings.filterwarnings("ignore", pattern)
     L.seed_everything(result.seed, workers=True, verbose=False)
     task = plan.task.build(plan.task_options)
+    task.check(plan.task.name)
     backend = plan.backend.build(plan.backend_options)
     result.task = replace(
         result.task,
@@ -119,8 +121,13 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
         return None
 
     model = EncoderDecoder(
-        plan.model, task.tokenizer.vocab_size, task.tokenizer.pad_id, task.frontend, backend
+        plan.model,
+        task.tokenizer.vocab_size,
+        task.tokenizer.pad_id,
+        task.frontend,
+        functools.partial(plan.backend.build, plan.backend_options),
     )
+    backend = model.backends[-1]  # measured and described: the layer the heatmaps draw
     total_steps = int(trainer_cfg.get("max_steps") or 1000)
     module = Seq2SeqModule(model, task, plan.optim, total_steps)
     logger = _logger(config, run_dir, result)

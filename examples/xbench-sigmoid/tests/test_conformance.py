@@ -6,8 +6,7 @@ import math
 
 import pytest
 import torch
-from xbench.registry import get_registry
-from xbench.testing import BackendConformance
+from xbench.testing import BackendConformance, registered
 
 from xbench_sigmoid import SigmoidAttention
 
@@ -24,7 +23,7 @@ class TestSigmoidWithFixedBiasConformance(BackendConformance):
 
 
 def test_is_registered_through_its_entry_point():
-    entry = get_registry().backends["sigmoid"]
+    entry = registered("backend", "sigmoid")
 
     assert entry.distribution == "xbench-sigmoid"
     assert entry.spec.exact is False

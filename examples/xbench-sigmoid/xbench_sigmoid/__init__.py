@@ -84,12 +84,17 @@ class SigmoidAttention(AttentionBackend):
         return {"kernel": "matmul-sigmoid-matmul", "bias": bias}
 
 
+def build_sigmoid(options: SigmoidOptions) -> SigmoidAttention:
+    """Called once per decoder layer: each layer gets its own backend."""
+    return SigmoidAttention(options.bias)
+
+
 @xbench.hookimpl
 def xbench_register_backends(register):
     register(
         BackendSpec(
             name="sigmoid",
-            build=lambda options: SigmoidAttention(options.bias),
+            build=build_sigmoid,
             options=SigmoidOptions,
             exact=False,
             description="Sigmoid attention: sum_j sigmoid(q.k*scale + b) v_j, b = -log(n) "
