@@ -7,9 +7,9 @@ import dataclasses
 
 import pytest
 import torch
+from helpers.backends import Broken, Constant, OutOfHostMemory, Refusing
 
 import xbench
-from xbench.api.backend import AttentionBackend
 from xbench.api.errors import UserError
 from xbench.api.task import TaskSpec
 from xbench.bench import analysis, grid, timing
@@ -89,34 +89,11 @@ def test_rotation_is_limited_by_the_memory_budget():
 # Typed points: real backends that refuse, run out of memory, fail, or have no gradient.
 
 
-class Refusing(AttentionBackend):
-    def forward(self, q, k, v, key_padding_mask=None, scale=None):
-        raise AssertionError("never called")
-
-    def supports(self, q, k, v, key_padding_mask=None):
-        return "needs head_dim 128"
-
-
-class Exhausted(AttentionBackend):
-    def forward(self, q, k, v, key_padding_mask=None, scale=None):
-        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried 1 TB")
-
-
-class Broken(AttentionBackend):
-    def forward(self, q, k, v, key_padding_mask=None, scale=None):
-        raise ValueError("bad kernel")
-
-
-class Constant(AttentionBackend):
-    def forward(self, q, k, v, key_padding_mask=None, scale=None):
-        return torch.zeros_like(q)
-
-
 @pytest.mark.parametrize(
     ("backend", "passes", "status", "reason"),
     [
         (Refusing(), "fwd", "unsupported", "needs head_dim 128"),
-        (Exhausted(), "fwd", "oom", "can't allocate memory"),
+        (OutOfHostMemory(), "fwd", "oom", "can't allocate memory"),
         (Broken(), "fwd", "failed", "ValueError: bad kernel"),
         (Constant(), "fwd+bwd", "unsupported", "does not depend differentiably"),
     ],

@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 import pytest
-import torch
+from helpers.backends import Broken, Constant, OutOfDeviceMemory, Refusing
 
-from xbench.api.backend import AttentionBackend
 from xbench.measure.cross_attention import measure_cross_attention
 from xbench.measure.flops import attention_flops
 from xbench.measure.types import FLOPS_CONVENTION, AttentionShape, Measurement
@@ -59,35 +58,12 @@ def test_calls_rotate_input_sets_and_use_the_shapes_ragged_mask():
     assert len(backend.real_keys) == 1 + 1 + 3 + 1  # cold, warm-up, timed, memory
 
 
-class Refusing(AttentionBackend):
-    def forward(self, q, k, v, key_padding_mask=None, scale=None):
-        raise AssertionError("never called")
-
-    def supports(self, q, k, v, key_padding_mask=None):
-        return "needs head_dim 128"
-
-
-class Exhausted(NaiveAttention):
-    def forward(self, q, k, v, key_padding_mask=None, scale=None):
-        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB\nmore")
-
-
-class Broken(NaiveAttention):
-    def forward(self, q, k, v, key_padding_mask=None, scale=None):
-        raise ValueError("bad kernel")
-
-
-class Constant(AttentionBackend):
-    def forward(self, q, k, v, key_padding_mask=None, scale=None):
-        return torch.zeros_like(q)
-
-
 @pytest.mark.parametrize(
     ("backend", "passes", "status", "reason"),
     [
         (Refusing(), "fwd", "unsupported", "needs head_dim 128"),
         (FlashAttention(kernel="efficient"), "fwd", "unsupported", "kernel=efficient"),
-        (Exhausted(), "fwd", "oom", "CUDA out of memory. Tried to allocate 9.00 GiB"),
+        (OutOfDeviceMemory(), "fwd", "oom", "CUDA out of memory. Tried to allocate 9.00 GiB"),
         (Broken(), "fwd", "failed", "ValueError: bad kernel"),
         (Constant(), "fwd+bwd", "unsupported", "does not depend differentiably"),
     ],

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers.records import record as make_record
 
-from xbench.records.result import BackendInfo, ModelInfo, RunResult, TaskFacts
+from xbench.records.result import RunResult
 from xbench.records.summary import headline
 
 V1_QA = Path(__file__).parent / "fixtures" / "result_v1_qa.json"
@@ -30,16 +31,5 @@ def test_headline_of_a_finished_run():
 
 
 def test_headline_of_a_failed_run_has_only_its_status():
-    record = RunResult(
-        run_id="x",
-        config_hash="0" * 16,
-        xbench_version="0.1.0",
-        git_sha=None,
-        backend=BackendInfo(name="naive", exact=True),
-        task=TaskFacts(name="qa"),
-        model=ModelInfo(name="tiny"),
-        seed=0,
-        status="failed",
-        error="boom",
-    )
+    record = make_record(backend="naive", status="failed", error="boom")
     assert headline(record) == {"status": "failed"}

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from helpers.records import record
 from rich.console import Console
 
-from xbench.records.result import BackendInfo, ModelInfo, RunResult, TaskFacts
+from xbench.records.result import RunResult
 from xbench.views.run_summary import print_summary
 
 V1_QA = Path(__file__).parents[1] / "records" / "fixtures" / "result_v1_qa.json"
@@ -38,18 +39,7 @@ def test_a_finished_run_shows_its_quality_latency_and_memory():
 
 
 def test_a_failed_run_shows_dashes_and_its_first_error_line():
-    failed = RunResult(
-        run_id="naive-qa-1",
-        config_hash="0" * 16,
-        xbench_version="0.1.0",
-        git_sha=None,
-        backend=BackendInfo(name="naive", exact=True),
-        task=TaskFacts(name="qa"),
-        model=ModelInfo(name="tiny"),
-        seed=0,
-        status="oom",
-        error="CUDA out of memory\nTraceback ...",
-    )
+    failed = record(backend="naive", status="oom", error="CUDA out of memory\nTraceback ...")
     text = shown([failed])
     (row,) = [line for line in text.splitlines() if "naive" in line and "│" in line]
     cells = [cell.strip() for cell in row.strip("│ ").split("│")]

@@ -12,7 +12,7 @@ Three ways to choose lengths (``bench.mode``):
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 
@@ -86,17 +86,8 @@ class Shape:
 
     def attention(self, device: torch.device, padded_fraction: float | None) -> AttentionShape:
         """The measured shape on ``device`` (``padded_fraction`` None: no mask)."""
-        return AttentionShape(
-            batch=self.batch,
-            heads=self.heads,
-            nq=self.nq,
-            nk=self.nk,
-            head_dim=self.head_dim,
-            dtype=self.dtype,
-            device=str(device),
-            passes=self.passes,
-            padded_fraction=padded_fraction,
-        )
+        sizes = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "source"}
+        return AttentionShape(**sizes, device=str(device), padded_fraction=padded_fraction)
 
 
 def padded_fraction(settings: BenchSettings) -> float | None:
