@@ -19,7 +19,7 @@ import torch
 from xbench.api.errors import UserError
 from xbench.api.options import option
 from xbench.measure.inputs import DTYPES
-from xbench.measure.types import PASSES, AttentionShape
+from xbench.measure.types import PASSES, AttentionShape, AttentionSizes
 
 MODES = ("grid", "scaling", "real_shapes")
 DEVICES = ("auto", "cpu", "cuda")
@@ -72,15 +72,9 @@ class BenchSettings:
 
 
 @dataclass(frozen=True)
-class Shape:
-    """One point of the grid, apart from the backend."""
+class Shape(AttentionSizes):
+    """One point of the grid, apart from the backend and the device."""
 
-    batch: int
-    heads: int
-    nq: int
-    nk: int
-    head_dim: int
-    dtype: str
     passes: str
     source: str = field(default="", compare=False)  # e.g. the task a real shape came from
 

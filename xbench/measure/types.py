@@ -52,13 +52,9 @@ class Flops(Jsonable):
 
 
 @dataclass(frozen=True)
-class AttentionShape(Jsonable):
-    """The inputs of one cross-attention call: ``q (B, H, Nq, D)``, ``k, v (B, H, Nk, D)``.
-
-    ``padded_fraction`` is the share of keys the padding mask hides (0.0: a mask with every
-    key real; None: no mask passed). Above 0 the real lengths are ragged across the batch,
-    as in a padded batch of real sequences (see :func:`xbench.measure.inputs.padding_mask`).
-    """
+class AttentionSizes(Jsonable):
+    """The sizes of one cross-attention call: ``q (B, H, Nq, D)``, ``k, v (B, H, Nk, D)``
+    in ``dtype``; what a grid of shapes varies before a device is chosen."""
 
     batch: int
     heads: int
@@ -66,6 +62,17 @@ class AttentionShape(Jsonable):
     nk: int
     head_dim: int
     dtype: str
+
+
+@dataclass(frozen=True)
+class AttentionShape(AttentionSizes):
+    """The inputs of one measured call: its sizes, the device, the passes timed and the mask.
+
+    ``padded_fraction`` is the share of keys the padding mask hides (0.0: a mask with every
+    key real; None: no mask passed). Above 0 the real lengths are ragged across the batch,
+    as in a padded batch of real sequences (see :func:`xbench.measure.inputs.padding_mask`).
+    """
+
     device: str
     passes: str = "fwd"
     padded_fraction: float | None = 0.0
