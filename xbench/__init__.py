@@ -15,7 +15,10 @@ import importlib
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
+from xbench import moved
 from xbench.api.hooks import PROJECT_NAME, hookimpl, hookspec
+
+moved.install()  # the module paths of xbench 0.1 keep working, with a warning
 
 try:
     __version__ = version("xbench")
