@@ -35,18 +35,31 @@ _EXPORTS = {
     "Task": "xbench.api.task",
     "TaskSpec": "xbench.api.task",
     "Tokenizer": "xbench.api.task",
+    "Frontend": "xbench.api.task",
+    "MODALITIES": "xbench.api.task",
     "option": "xbench.api.options",
     "UserError": "xbench.api.errors",
     "PluginError": "xbench.api.errors",
     "pad": "xbench.taskkit.data",
     "SplitDataModule": "xbench.taskkit.data",
+    "split_val_test": "xbench.taskkit.data",
+    "LoaderOptions": "xbench.taskkit.options",
+    "TextLoaderOptions": "xbench.taskkit.options",
+    "SplitOptions": "xbench.taskkit.options",
+    "data_source": "xbench.taskkit.options",
+    "with_default": "xbench.taskkit.options",
     "cached_json": "xbench.taskkit.cache",
     "cached_bytes": "xbench.taskkit.cache",
     "cache_path": "xbench.taskkit.cache",
     "WordTokenizer": "xbench.taskkit.text",
     "TokenFrontend": "xbench.taskkit.text",
     "sinusoidal_positions": "xbench.taskkit.text",
+    "read_text": "xbench.taskkit.files",
+    "read_lines": "xbench.taskkit.files",
+    "read_json": "xbench.taskkit.files",
+    "read_json_lines": "xbench.taskkit.files",
     "load_hf_split": "xbench.taskkit.hf",
+    "HFSourceOptions": "xbench.taskkit.hf",
     "pick_fastest": "xbench.measure.candidates",
 }
 
@@ -63,18 +76,31 @@ __all__ = [
     "Task",
     "TaskSpec",
     "Tokenizer",
+    "Frontend",
+    "MODALITIES",
     "option",
     "UserError",
     "PluginError",
     "pad",
     "SplitDataModule",
+    "split_val_test",
+    "LoaderOptions",
+    "TextLoaderOptions",
+    "SplitOptions",
+    "data_source",
+    "with_default",
     "cached_json",
     "cached_bytes",
     "cache_path",
     "WordTokenizer",
     "TokenFrontend",
     "sinusoidal_positions",
+    "read_text",
+    "read_lines",
+    "read_json",
+    "read_json_lines",
     "load_hf_split",
+    "HFSourceOptions",
     "pick_fastest",
 ]
 
@@ -101,9 +127,17 @@ if TYPE_CHECKING:
     )
     from xbench.api.errors import PluginError, UserError
     from xbench.api.options import option
-    from xbench.api.task import Task, TaskSpec, Tokenizer
+    from xbench.api.task import MODALITIES, Frontend, Task, TaskSpec, Tokenizer
     from xbench.measure.candidates import pick_fastest
     from xbench.taskkit.cache import cache_path, cached_bytes, cached_json
-    from xbench.taskkit.data import SplitDataModule, pad
-    from xbench.taskkit.hf import load_hf_split
+    from xbench.taskkit.data import SplitDataModule, pad, split_val_test
+    from xbench.taskkit.files import read_json, read_json_lines, read_lines, read_text
+    from xbench.taskkit.hf import HFSourceOptions, load_hf_split
+    from xbench.taskkit.options import (
+        LoaderOptions,
+        SplitOptions,
+        TextLoaderOptions,
+        data_source,
+        with_default,
+    )
     from xbench.taskkit.text import TokenFrontend, WordTokenizer, sinusoidal_positions

@@ -5,6 +5,8 @@ other module is internal, free to change without breaking a plugin."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,3 +84,11 @@ def test_the_scan_finds_internal_imports_in_every_form(tmp_path):
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_imports_only_the_public_api(path):
     assert internal_uses(path) == [], f"{path.relative_to(ROOT)} uses internal xbench modules"
+
+
+def test_every_public_name_resolves_and_import_xbench_stays_light():
+    for name in xbench.__all__:
+        assert getattr(xbench, name) is not None, name
+    probe = "import sys, xbench; print(sorted({'torch', 'lightning'} & set(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert loaded.stdout.strip() == "[]", loaded.stderr
