@@ -7,9 +7,10 @@ import json
 import pytest
 from helpers.records import found, record
 
-from xbench.integrations.wandb import log_leaderboard, sweep_group
+from xbench.integrations.wandb import sweep_group
 from xbench.leaderboard.board import build_leaderboard
 from xbench.leaderboard.publish import write_report
+from xbench.leaderboard.wandb_tables import log_leaderboard
 
 
 def test_sweep_group_is_the_sweep_folder_unless_set(tmp_path):

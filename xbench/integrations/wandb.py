@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from xbench.records.summary import headline
 
 if TYPE_CHECKING:
-    from xbench.leaderboard.board import TaskBoard
     from xbench.records.result import RunResult
 
 MODES = ("auto", "online", "offline", "disabled")
@@ -77,41 +76,3 @@ def log_summary(logger, result: RunResult) -> None:
     run = logger.experiment
     run.summary.update(headline(result))
     run.finish()
-
-
-def log_leaderboard(
-    boards: list[TaskBoard],
-    plots: dict[str, Path],
-    settings: dict[str, Any],
-    run_dir: Path,
-    group: str,
-) -> Path | None:
-    """One wandb run holding a ``wandb.Table`` per task (``leaderboard/<task>``) and the
-    Pareto plots (``pareto/<task>``); returns its local folder (None when disabled)."""
-    import wandb
-
-    from xbench.leaderboard.board import data_records
-
-    mode = resolve_mode(settings.get("mode", "auto"))
-    if mode == "disabled":
-        return None
-    run = wandb.init(
-        project=settings.get("project") or "xbench",
-        entity=settings.get("entity"),
-        group=group,
-        job_type="leaderboard",
-        name=f"leaderboard-{group}",
-        dir=str(run_dir),
-        mode=mode,
-        settings=run_settings(),
-    )
-    for board in boards:
-        records = data_records(board)
-        table = wandb.Table(columns=list(records[0]), data=[list(r.values()) for r in records])
-        logged: dict[str, Any] = {f"leaderboard/{board.task}": table}
-        if board.task in plots:
-            logged[f"pareto/{board.task}"] = wandb.Image(str(plots[board.task]))
-        run.log(logged)
-    local = Path(run.dir).parent
-    run.finish()
-    return local

@@ -52,7 +52,7 @@ def publish(
     plots = write_report(boards, out_dir, [str(r) for r in roots])
     console.print(f"leaderboard: {out_dir / 'leaderboard.html'} (also .md, .csv)", highlight=False)
     if wandb_settings is not None:
-        from xbench.integrations.wandb import log_leaderboard
+        from xbench.leaderboard.wandb_tables import log_leaderboard
 
         try:
             log_leaderboard(boards, plots, wandb_settings, out_dir, group or out_dir.name)
