@@ -1,4 +1,5 @@
 """The contracts a third party implements: hooks, backends, tasks, options and errors.
 
-Everything here is public and re-exported by the top-level :mod:`xbench` namespace.
+Every module here is public; the names plugins use most are also re-exported by the
+top-level :mod:`xbench` namespace.
 """

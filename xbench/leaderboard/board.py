@@ -17,7 +17,7 @@ from xbench.records.result import NOT_HASHED, Efficiency, RunResult, config_hash
 from xbench.views.units import format_bytes
 
 BASELINE = "flash"
-# Figures compared with the baseline row: (attribute, CSV name).
+# Row attributes compared with the baseline row (also their CSV column names).
 FIGURES = ("latency_ms", "memory_bytes", "train_steps_per_s", "infer_tokens_per_s")
 
 

@@ -32,7 +32,7 @@ def environment() -> dict[str, Any]:
 
 def git_sha() -> str | None:
     """The commit of the xbench checkout, when it runs from one."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]  # the checkout holding xbench/
     try:
         out = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5

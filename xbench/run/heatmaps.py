@@ -142,7 +142,7 @@ def write_heatmaps(
     from xbench.run.heatmap_plots import heatmap_figure, overlay_figure, save
 
     paths = []
-    axis = SOURCE_AXIS.get(modality, "source position")
+    axis = SOURCE_AXIS[modality]
     for i, item in enumerate(maps):
         caption = f"{title} — {SPLIT} example {i}"
         figure = heatmap_figure(item.weights, item.generated, item.source, axis, caption)

@@ -153,6 +153,7 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
         samples=[Sample.from_dict(sample) for sample in module.samples],
     )
     device = trainer.strategy.root_device  # Lightning moves the module back to CPU after test
+    peak_memory = run_peak_memory(device)  # before the timing call resets the CUDA peak
     cross_attention = measure_cross_attention(
         backend,
         AttentionShape(
@@ -172,7 +173,7 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
         train_steps=trainer.global_step,
         inference_tokens_per_second=module.inference_tokens / max(module.inference_seconds, 1e-9),
         cross_attention=cross_attention,
-        peak_memory=run_peak_memory(device),
+        peak_memory=peak_memory,
     )
     result.backend.describe = backend.describe()
     return logger
