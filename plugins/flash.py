@@ -29,7 +29,6 @@ KERNELS = {
     "math": SDPBackend.MATH,
 }
 AUTO_CANDIDATES = {"cuda": ("cudnn", "flash", "efficient"), "cpu": ("flash",)}
-TUNE_REPEATS = 5
 
 
 @dataclass
@@ -158,7 +157,7 @@ def _fastest(names, q, k, v, mask, scale) -> str:
             return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
 
     calls = {name: functools.partial(run, name) for name in names}
-    best, _ = xbench.pick_fastest(calls, q.device, repeats=TUNE_REPEATS)
+    best, _ = xbench.pick_fastest(calls, q.device)
     return best
 
 

@@ -11,9 +11,10 @@ from helpers.backends import Broken, Constant, OutOfHostMemory, Refusing
 
 import xbench
 from xbench.api.errors import UserError
+from xbench.api.options import describe_options
 from xbench.api.task import TaskSpec
 from xbench.bench import analysis, grid, timing
-from xbench.bench.command import compose, plan_bench, run_bench, task_lengths
+from xbench.bench.command import compose, plan_bench, run_bench, task_lengths, usage
 from xbench.cli.main import main
 from xbench.measure.types import Measurement
 from xbench.registry import get_registry, load_registry
@@ -342,6 +343,34 @@ def test_bad_overrides_are_one_line_errors(args, message, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert err[0].startswith("xbench: error:") and message in err[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["logger=wandb", "logger.mode=bogus"], "logger.mode='bogus' is not allowed"),
+        (["logger=wandb", "logger.mode=1"], "logger.mode=1 is not allowed"),
+    ],
+)
+def test_bad_logger_settings_stop_the_bench_before_anything_is_measured(
+    args, message, capsys, monkeypatch, tmp_path
+):
+    measured = []
+    monkeypatch.setattr(timing, "measure_point", lambda *a, **k: measured.append(a))
+
+    assert main(["bench", "bench=quick", f"output_root={tmp_path}", *args]) == 2
+
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("xbench: error:") and message in err[0]
+    assert measured == [] and not any(tmp_path.iterdir())
+
+
+def test_usage_lists_every_setting_with_its_default_and_allowed_values():
+    text = usage()
+
+    assert "  bench.repeats=10: timed calls; median and IQR are reported (range [1, inf])" in text
+    for row in describe_options(grid.BenchSettings):
+        assert f"  bench.{row.name}={row.default!r}: " in text
 
 
 def test_device_cuda_without_a_gpu_is_a_user_error():

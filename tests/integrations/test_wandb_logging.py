@@ -10,7 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from xbench.integrations.wandb import has_credentials, log_summary, make_wandb_logger, resolve_mode
+from xbench.api.errors import UserError
+from xbench.integrations.wandb import (
+    check_logger_settings,
+    has_credentials,
+    log_summary,
+    make_wandb_logger,
+    resolve_mode,
+    wandb_enabled,
+    wandb_project,
+)
 from xbench.records.result import RunResult
 from xbench.records.summary import headline
 
@@ -51,6 +60,44 @@ def test_wandb_mode_environment_wins(no_credentials, monkeypatch):
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     monkeypatch.setenv("WANDB_MODE", "offline")
     assert resolve_mode("online") == "offline"
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"name": "tensorboard"}, "logger='tensorboard' is not available; choose one of: wandb"),
+        ({"name": "wandb", "mode": "bogus"}, "logger.mode='bogus' is not allowed; choose one"),
+    ],
+)
+def test_bad_logger_settings_are_one_line_errors(settings, message):
+    with pytest.raises(UserError, match=message):
+        check_logger_settings(settings)
+
+
+@pytest.mark.parametrize(
+    "settings", [{}, {"name": "none"}, {"name": "none", "mode": "bogus"}, {"name": "wandb"}]
+)
+def test_good_logger_settings_pass(settings):
+    check_logger_settings(settings)  # no error; a mode means nothing without wandb
+
+
+@pytest.mark.parametrize(
+    ("settings", "enabled"),
+    [
+        ({}, False),
+        ({"name": "none"}, False),
+        ({"name": "wandb"}, True),
+        ({"name": "wandb", "mode": "offline"}, True),
+        ({"name": "wandb", "mode": "disabled"}, False),
+    ],
+)
+def test_wandb_is_enabled_only_by_a_wandb_logger_that_is_not_disabled(settings, enabled):
+    assert wandb_enabled(settings) is enabled
+
+
+def test_the_project_defaults_to_xbench():
+    assert wandb_project({}) == wandb_project({"project": None}) == "xbench"
+    assert wandb_project({"project": "mine"}) == "mine"
 
 
 @pytest.mark.slow

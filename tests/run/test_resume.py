@@ -45,7 +45,7 @@ def record_of(plan, **changes) -> RunResult:
         model=ModelInfo(),
         seed=plan.config["seed"],
         config=plan.config,
-        revision=Revision.from_dict(run_revision(plan.backend, plan.task, plan.task_options)),
+        revision=run_revision(plan.backend, plan.task, plan.task_options),
     )
     return RunResult(**(fields | changes))
 
@@ -58,9 +58,26 @@ def test_resume_setting(setting, sweep_cell, resumes):
     assert wants_resume({"resume": setting}, sweep_cell) is resumes
 
 
-def test_resume_setting_is_checked():
-    with pytest.raises(UserError, match="resume='maybe' is not allowed"):
-        plan_run(composed_config(["resume=maybe"]), get_registry())
+@pytest.mark.parametrize(
+    ("override", "shown"),
+    [("resume=maybe", "'maybe'"), ("resume=1", "1"), ("resume=0", "0"), ("resume=1.0", "1.0")],
+)
+def test_resume_setting_is_checked(override, shown):
+    """Only auto, true and false: 1 and 0 equal True and False but are not bools."""
+    with pytest.raises(UserError, match=f"resume={shown} is not allowed; choose one of: auto"):
+        plan_run(composed_config([override]), get_registry())
+
+
+@pytest.mark.parametrize("value", ["auto", "true", "false"])
+def test_resume_choices_pass(value):
+    assert planned(f"resume={value}").config["resume"] in ("auto", True, False)
+
+
+def test_the_plan_revision_is_the_records_revision():
+    plan = planned()
+    assert isinstance(plan.revision, Revision)
+    assert plan.revision == run_revision(plan.backend, plan.task, plan.task_options)
+    assert plan.revision.code and plan.revision.inputs is None  # qa's embedded data
 
 
 def test_resume_is_not_part_of_the_config_hash():

@@ -495,7 +495,7 @@ def test_cli_reports_a_bad_file_in_one_line(tmp_path):
         [
             sys.executable,
             "-m",
-            "xbench.cli.main",
+            "xbench.cli",
             "run",
             "task=translation",
             "logger=none",

@@ -93,6 +93,12 @@ class OptionRow(NamedTuple):
     help: str
     allowed: str  # "one of: a, b", "range [1, inf]" or "" when anything of its type goes
 
+    def text(self, prefix: str = "") -> str:
+        """``<prefix><name>=<default>: <help> (<allowed>)``, the line ``--help`` and
+        ``xbench plugins -v`` show."""
+        allowed = f" ({self.allowed})" if self.allowed else ""
+        return f"{prefix}{self.name}={self.default!r}: {self.help}{allowed}"
+
 
 def describe_options(cls: type, prefix: str = "") -> list[OptionRow]:
     """Every option with its default, help and allowed values, nested dataclasses flattened

@@ -47,6 +47,7 @@ class BenchPlan:
 
 def bench_command(args: list[str]) -> int:
     """Entry point of ``xbench bench [key=value ...]``."""
+    from xbench.integrations.wandb import wandb_enabled
     from xbench.registry import get_registry
 
     if {"-h", "--help"} & set(args):
@@ -58,7 +59,7 @@ def bench_command(args: list[str]) -> int:
     report = run_bench(plan)
     written = output.write_files(report, plan.out_dir, plan.settings.plots)
     output.print_report(report)
-    if plan.logger.get("name") == "wandb":
+    if wandb_enabled(plan.logger):
         output.log_to_wandb(report, plan.logger, written)
     Console().print(f"bench outputs: {plan.out_dir}", highlight=False)
     failed = [c for c in report["checks"] if not c["passed"]]
@@ -77,9 +78,7 @@ def usage() -> str:
         "other keys: threads=N, logger=wandb|none, output_root=DIR",
         "settings:",
     ]
-    for row in describe_options(grid.BenchSettings):
-        allowed = f" ({row.allowed})" if row.allowed else ""
-        lines.append(f"  bench.{row.name}={row.default!r}: {row.help}{allowed}")
+    lines += [f"  {row.text('bench.')}" for row in describe_options(grid.BenchSettings)]
     return "\n".join(lines) + "\n"
 
 
@@ -170,7 +169,10 @@ def _compose(overrides: list[str], backends: list[str], installed: list[str]) ->
 def plan_bench(config: dict[str, Any], registry: Registry) -> BenchPlan:
     """Validate every setting and build the backends; nothing is measured yet."""
     from xbench.api.options import build_options
+    from xbench.integrations.wandb import check_logger_settings
 
+    logger = config.get("logger") or {"name": "none"}
+    check_logger_settings(logger)
     settings = build_options(grid.BenchSettings, config.get("bench"), "bench")
     grid.check_settings(settings)
     for name in settings.tasks:
@@ -185,9 +187,6 @@ def plan_bench(config: dict[str, Any], registry: Registry) -> BenchPlan:
         backends[name] = spec.build(built)
     if not backends:
         raise UserError("no backend to measure; pass backend=NAME[,NAME...]")
-    logger = config.get("logger") or {"name": "none"}
-    if logger.get("name") not in ("wandb", "none"):
-        raise UserError(f"logger={logger.get('name')!r} is not available; choose wandb or none")
     threads = config.get("threads")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise UserError(f"threads={threads!r} must be a positive integer or null")

@@ -262,11 +262,11 @@ def log_to_wandb(report: dict[str, Any], settings: dict[str, Any], files: list[P
     summary, the plots as images. Offline without credentials (``logger.mode=auto``)."""
     import wandb
 
-    from xbench.integrations.wandb import resolve_mode, run_settings
+    from xbench.integrations.wandb import resolve_mode, run_settings, wandb_project
 
     out_dir = files[0].parent
     run = wandb.init(
-        project=settings.get("project") or "xbench",
+        project=wandb_project(settings),
         entity=settings.get("entity"),
         group=settings.get("group"),
         tags=[*(settings.get("tags") or []), "bench"],

@@ -151,11 +151,8 @@ def plugins_command(args: list[str]) -> int:
         for name, entry in sorted(entries.items()):
             description = entry.spec.description
             if verbose:
-                description += "".join(
-                    f"\n  {kind}.{row.name}={row.default!r}: {row.help}"
-                    + (f" ({row.allowed})" if row.allowed else "")
-                    for row in describe_options(entry.spec.options)
-                )
+                rows = describe_options(entry.spec.options)
+                description += "".join(f"\n  {row.text(f'{kind}.')}" for row in rows)
             table.add_row(
                 kind,
                 name,
@@ -196,6 +193,3 @@ COMMANDS = {
     "leaderboard": leaderboard,
     "bench": bench,
 }
-
-if __name__ == "__main__":
-    sys.exit(main())

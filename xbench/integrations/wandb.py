@@ -13,12 +13,34 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from xbench.api.errors import UserError
 from xbench.records.summary import headline
 
 if TYPE_CHECKING:
     from xbench.records.result import RunResult
 
+LOGGERS = ("wandb", "none")
 MODES = ("auto", "online", "offline", "disabled")
+DEFAULT_PROJECT = "xbench"
+
+
+def check_logger_settings(settings: dict[str, Any]) -> None:
+    """Refuse an unknown ``logger=`` or ``logger.mode=`` with one line, before anything runs."""
+    name, mode = settings.get("name", "none"), settings.get("mode", "auto")
+    if name not in LOGGERS:
+        raise UserError(f"logger={name!r} is not available; choose one of: {', '.join(LOGGERS)}")
+    if name == "wandb" and mode not in MODES:
+        raise UserError(f"logger.mode={mode!r} is not allowed; choose one of: {', '.join(MODES)}")
+
+
+def wandb_enabled(settings: dict[str, Any]) -> bool:
+    """Whether these logger settings ask for a wandb run (``logger=wandb``, not disabled)."""
+    return settings.get("name") == "wandb" and settings.get("mode") != "disabled"
+
+
+def wandb_project(settings: dict[str, Any]) -> str:
+    """The wandb project: ``logger.project`` if set, else ``xbench``."""
+    return settings.get("project") or DEFAULT_PROJECT
 
 
 def has_credentials() -> bool:
@@ -58,7 +80,7 @@ def make_wandb_logger(settings: dict[str, Any], run_dir: Path, run_id: str, conf
 
     mode = resolve_mode(settings.get("mode", "auto"))
     return WandbLogger(
-        project=settings.get("project") or "xbench",
+        project=wandb_project(settings),
         entity=settings.get("entity"),
         group=settings.get("group"),
         tags=list(settings.get("tags") or []),

@@ -13,15 +13,14 @@ from omegaconf import DictConfig, OmegaConf
 
 class LeaderboardCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from xbench.integrations.wandb import sweep_group
+        from xbench.integrations.wandb import sweep_group, wandb_enabled
         from xbench.leaderboard.publish import publish
 
         sweep_dir = Path(config.hydra.sweep.dir)
         settings = OmegaConf.to_container(config.logger, resolve=True) if "logger" in config else {}
-        use_wandb = settings.get("name") == "wandb" and settings.get("mode") != "disabled"
         publish(
             [sweep_dir],
             sweep_dir,
-            wandb_settings=settings if use_wandb else None,
+            wandb_settings=settings if wandb_enabled(settings) else None,
             group=sweep_group(settings, sweep_dir),
         )

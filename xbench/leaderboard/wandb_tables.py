@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from xbench.integrations.wandb import resolve_mode, run_settings
+from xbench.integrations.wandb import resolve_mode, run_settings, wandb_project
 from xbench.leaderboard.board import TaskBoard, data_records
 
 
@@ -25,7 +25,7 @@ def log_leaderboard(
     if mode == "disabled":
         return None
     run = wandb.init(
-        project=settings.get("project") or "xbench",
+        project=wandb_project(settings),
         entity=settings.get("entity"),
         group=group,
         job_type="leaderboard",

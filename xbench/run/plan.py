@@ -12,10 +12,10 @@ from xbench.api.errors import UserError
 from xbench.api.options import build_options
 from xbench.api.task import TaskSpec
 from xbench.config.settings import HeatmapSettings, MeasureSettings, ModelSettings, OptimSettings
+from xbench.integrations.wandb import check_logger_settings
+from xbench.records.result import Revision
 from xbench.registry import Registry
 from xbench.run.revision import run_revision
-
-RESUME_CHOICES = ("auto", True, False)
 
 
 @dataclass
@@ -33,7 +33,7 @@ class RunPlan:
     config: dict[str, Any]
 
     @functools.cached_property
-    def revision(self) -> dict[str, str | None]:
+    def revision(self) -> Revision:
         """What code and inputs this run uses (hashed once: resume and the record share it)."""
         return run_revision(self.backend, self.task, self.task_options)
 
@@ -44,7 +44,7 @@ def plan_run(config: dict[str, Any], registry: Registry) -> RunPlan:
     backend = registry.backend(backend_cfg.pop("name"))
     task = registry.task(task_cfg.pop("name"))
     model_cfg = {k: v for k, v in config["model"].items() if k != "name"}
-    _check_logger(config.get("logger") or {})
+    check_logger_settings(config.get("logger") or {})
     _check_resume(config.get("resume", "auto"))
     return RunPlan(
         backend=backend,
@@ -59,16 +59,7 @@ def plan_run(config: dict[str, Any], registry: Registry) -> RunPlan:
     )
 
 
-def _check_logger(settings: dict[str, Any]) -> None:
-    from xbench.integrations.wandb import MODES
-
-    name, mode = settings.get("name", "none"), settings.get("mode", "auto")
-    if name not in ("wandb", "none"):
-        raise UserError(f"logger={name!r} is not available; choose one of: wandb, none")
-    if name == "wandb" and mode not in MODES:
-        raise UserError(f"logger.mode={mode!r} is not allowed; choose one of: {', '.join(MODES)}")
-
-
 def _check_resume(value: Any) -> None:
-    if value not in RESUME_CHOICES:
+    """``auto``, ``true`` or ``false`` only: ``1`` or ``0`` equal a bool but are not one."""
+    if value != "auto" and not isinstance(value, bool):
         raise UserError(f"resume={value!r} is not allowed; choose one of: auto, true, false")

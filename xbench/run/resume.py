@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from xbench import __version__
-from xbench.records.result import Revision, RunResult, config_hash
+from xbench.records.result import RunResult, config_hash
 from xbench.records.store import find_results
 from xbench.run.plan import RunPlan
 
@@ -26,7 +26,7 @@ def finished_record(plan: RunPlan, search_root: Path) -> tuple[Path, RunResult] 
     """
     if not search_root.exists():
         return None
-    wanted = (config_hash(plan.config), __version__, Revision.from_dict(plan.revision))
+    wanted = (config_hash(plan.config), __version__, plan.revision)
     matches = [
         (path, record)
         for path, record in find_results([search_root])

@@ -22,12 +22,13 @@ from typing import Any
 
 from xbench.api.backend import BackendSpec
 from xbench.api.task import TaskSpec
+from xbench.records.result import Revision
 
 _SKIPPED_DIRS = {"__pycache__"}
 
 
-def run_revision(backend: BackendSpec, task: TaskSpec, task_options: Any) -> dict[str, str | None]:
-    """``{"code": hash, "inputs": hash | None}`` of a planned run."""
+def run_revision(backend: BackendSpec, task: TaskSpec, task_options: Any) -> Revision:
+    """The code and input hashes of a planned run."""
     roots = {_source_root("xbench")}
     for build in (backend.build, task.build):
         module = inspect.getmodule(build)
@@ -36,7 +37,7 @@ def run_revision(backend: BackendSpec, task: TaskSpec, task_options: Any) -> dic
     code = hashlib.sha256()
     for root in sorted(roots):
         code.update(source_hash(root).encode())
-    return {"code": code.hexdigest()[:16], "inputs": inputs_hash(task_options)}
+    return Revision(code=code.hexdigest()[:16], inputs=inputs_hash(task_options))
 
 
 def _source_root(module_name: str) -> Path:

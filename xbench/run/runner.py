@@ -29,7 +29,6 @@ from xbench.records.result import (
     Environment,
     ModelInfo,
     Quality,
-    Revision,
     RunResult,
     Sample,
     TaskFacts,
@@ -67,7 +66,7 @@ def execute(plan: RunPlan, run_dir: Path) -> RunResult:
         model=ModelInfo(name=config["model"].get("name"), settings=asdict(plan.model)),
         seed=int(config.get("seed", 0)),
         config=config,
-        revision=Revision.from_dict(plan.revision),
+        revision=plan.revision,
     )
     logger = None
     try:
@@ -215,9 +214,9 @@ def _compute_dtype(trainer_cfg: dict, device: torch.device) -> torch.dtype:
 
 
 def _logger(config: dict, run_dir: Path, result: RunResult):
-    settings = config.get("logger") or {}
-    if settings.get("name", "none") == "none" or settings.get("mode") == "disabled":
-        return None
-    from xbench.integrations.wandb import make_wandb_logger
+    from xbench.integrations.wandb import make_wandb_logger, wandb_enabled
 
+    settings = config.get("logger") or {}
+    if not wandb_enabled(settings):
+        return None
     return make_wandb_logger(settings, run_dir, result.run_id, config)

@@ -45,16 +45,17 @@ def data_source(*real: str) -> Any:
 
 @dataclass
 class SplitOptions:
-    """How many examples each split holds, and the seed that makes them (embedded data) or
-    draws them (splits a task holds out of real data)."""
+    """How many examples each split of the embedded data holds, and the seed that makes
+    them. How a task splits real data is the task's own (its options say how); the seed
+    also draws any split a task holds out of real data."""
 
     seed: int = option(1234, help="seed of the embedded data and of real-data splits", min=0)
     train_size: int = option(20000, help="embedded training examples", min=1)
     val_size: int = option(
-        500, help="validation examples (embedded; or held out of real training data)", min=1
+        500, help="embedded validation examples (real-data splits: see the task)", min=1
     )
     test_size: int = option(
-        1000, help="test examples (embedded; or held out of real training data)", min=1
+        1000, help="embedded test examples (real-data splits: see the task)", min=1
     )
 
 

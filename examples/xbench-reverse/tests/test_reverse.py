@@ -8,12 +8,14 @@ import json
 
 import pytest
 import torch
-from xbench import UserError
+from xbench import LoaderOptions, SplitOptions, UserError
 from xbench.testing import registered
 
-from xbench_reverse import ReverseOptions, build_reverse, draw_splits, reverse_metrics
+from xbench_reverse import ReverseData, ReverseOptions, build_reverse, draw_splits, reverse_metrics
 
-SMALL = ReverseOptions(train_size=64, val_size=8, test_size=16, batch_size=8, eval_batch_size=8)
+SMALL = ReverseOptions(
+    data=ReverseData(train_size=64, val_size=8, test_size=16), batch_size=8, eval_batch_size=8
+)
 
 
 def test_is_registered_through_its_entry_point():
@@ -23,6 +25,34 @@ def test_is_registered_through_its_entry_point():
     assert entry.plugin == "reverse"
     assert entry.spec.modality == "text"
     assert entry.spec.options is ReverseOptions
+
+
+def test_inherits_the_options_every_task_shares_with_its_own_defaults():
+    options = ReverseOptions()
+
+    assert isinstance(options, LoaderOptions) and isinstance(options.data, SplitOptions)
+    assert (options.batch_size, options.eval_batch_size, options.num_workers) == (64, 200, 0)
+    sizes = (options.data.train_size, options.data.val_size, options.data.test_size)
+    assert sizes == (4000, 100, 200) and options.data.seed == 0
+    shared = {f.name: f.metadata for f in dataclasses.fields(SplitOptions)}
+    assert all(f.metadata == shared[f.name] for f in dataclasses.fields(ReverseData))
+
+
+def test_the_loaders_follow_the_shared_loader_options():
+    task = build_reverse(dataclasses.replace(SMALL, batch_size=5, eval_batch_size=3))
+    task.datamodule.setup("fit")
+
+    assert len(next(iter(task.datamodule.train_dataloader()))["source"]) == 5
+    assert len(next(iter(task.datamodule.val_dataloader()))["source"]) == 3
+
+
+def test_max_target_tokens_truncates_the_targets_not_the_references():
+    task = build_reverse(dataclasses.replace(SMALL, max_target_tokens=4))
+
+    for _, target, reference in task.datamodule.splits["test"]:
+        assert len(target) == 4 + 2  # BOS, four letters, EOS
+        assert len(reference.split()) >= SMALL.min_length
+    assert task.max_new_tokens == 4 + 1
 
 
 @pytest.mark.parametrize("mode", ["reverse", "copy"])
@@ -79,8 +109,14 @@ def test_metrics_score_what_they_claim():
     [
         (dataclasses.replace(SMALL, min_length=9, max_length=8), "task.min_length=9 is more"),
         (
-            dataclasses.replace(SMALL, letters=2, min_length=1, max_length=1, train_size=5),
-            "raise task.max_length or task.letters",
+            dataclasses.replace(
+                SMALL,
+                letters=2,
+                min_length=1,
+                max_length=1,
+                data=dataclasses.replace(SMALL.data, train_size=5),
+            ),
+            r"of task\.data\.val_size=8 val sequences .* raise task.max_length or task.letters",
         ),
     ],
 )

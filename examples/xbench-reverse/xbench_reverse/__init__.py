@@ -9,10 +9,14 @@ survive being averaged).
 
 Everything a task plugin needs is in this module, against xbench's public API only:
 
-- options: a dataclass whose fields carry a default, help and the values they allow;
+- options: a dataclass whose fields carry a default, help and the values they allow; it
+  inherits the options every task shares (:class:`xbench.LoaderOptions`: ``task.batch_size``,
+  ``task.eval_batch_size``, ``task.num_workers``, ``task.max_target_tokens``;
+  :class:`xbench.SplitOptions` as ``task.data``: ``seed``, ``train_size``, ``val_size``,
+  ``test_size``), with its own defaults through :func:`xbench.with_default`;
 - data: examples drawn from a seed (evaluation sequences never occur in training), encoded
-  once, and an :class:`xbench.SplitDataModule` whose ``collate`` builds the batches the
-  task contract describes (``source``, ``target`` = BOS…EOS, ``references``);
+  once, and the loaders ``options.datamodule(...)`` makes, whose ``collate`` builds the
+  batches the task contract describes (``source``, ``target`` = BOS…EOS, ``references``);
 - a tokenizer: :class:`xbench.WordTokenizer` over the letters, shared by source and target;
 - a frontend: :class:`xbench.TokenFrontend`, the shared embedding plus sinusoidal
   positions (without positions the decoder could not know which letter comes last);
@@ -25,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import torch
@@ -33,7 +37,8 @@ import xbench
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.text import WordErrorRate
 from xbench import (
-    SplitDataModule,
+    LoaderOptions,
+    SplitOptions,
     Task,
     TaskSpec,
     TokenFrontend,
@@ -41,6 +46,7 @@ from xbench import (
     WordTokenizer,
     option,
     pad,
+    with_default,
 )
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -48,19 +54,25 @@ SPLITS = ("test", "val", "train")  # evaluation splits first: training avoids th
 
 
 @dataclass
-class ReverseOptions:
+class ReverseData(SplitOptions):
+    """The shared split options (``task.data.*``) with this task's defaults."""
+
+    seed: int = with_default(SplitOptions, "seed", 0)
+    train_size: int = with_default(SplitOptions, "train_size", 4000)
+    val_size: int = with_default(SplitOptions, "val_size", 100)
+    test_size: int = with_default(SplitOptions, "test_size", 200)
+
+
+@dataclass
+class ReverseOptions(LoaderOptions):
     mode: str = option(
         "reverse", help="write the letters backwards or copy them", choices=("reverse", "copy")
     )
     letters: int = option(8, help="size of the alphabet", min=2, max=len(LETTERS))
     min_length: int = option(12, help="letters per example, at least", min=1, max=512)
     max_length: int = option(24, help="letters per example, at most", min=1, max=512)
-    seed: int = option(0, help="seed of the examples", min=0)
-    train_size: int = option(4000, help="training examples", min=1)
-    val_size: int = option(100, help="validation examples", min=1)
-    test_size: int = option(200, help="test examples", min=1)
-    batch_size: int = option(64, help="training batch size", min=1)
-    eval_batch_size: int = option(200, help="validation/test batch size", min=1)
+    data: ReverseData = field(default_factory=ReverseData)
+    eval_batch_size: int = with_default(LoaderOptions, "eval_batch_size", 200)
 
 
 def draw_splits(options: ReverseOptions) -> dict[str, list[str]]:
@@ -71,9 +83,10 @@ def draw_splits(options: ReverseOptions) -> dict[str, list[str]]:
             f"task.min_length={options.min_length} is more than "
             f"task.max_length={options.max_length}"
         )
-    rng = random.Random(options.seed)
+    data = options.data
+    rng = random.Random(data.seed)
     alphabet = LETTERS[: options.letters]
-    sizes = {"train": options.train_size, "val": options.val_size, "test": options.test_size}
+    sizes = {"train": data.train_size, "val": data.val_size, "test": data.test_size}
     splits, held_out = {}, set()
     for split in SPLITS:
         drawn = []
@@ -86,7 +99,7 @@ def draw_splits(options: ReverseOptions) -> dict[str, list[str]]:
                 break
         else:
             raise UserError(
-                f"only {len(drawn)} of task.{split}_size={sizes[split]} {split} sequences "
+                f"only {len(drawn)} of task.data.{split}_size={sizes[split]} {split} sequences "
                 "differ from the held-out ones; raise task.max_length or task.letters"
             )
         splits[split] = drawn
@@ -102,14 +115,17 @@ def answer(text: str, mode: str) -> str:
 
 
 def encode(
-    texts: Sequence[str], tokenizer: WordTokenizer, mode: str
+    texts: Sequence[str], tokenizer: WordTokenizer, mode: str, max_target_tokens: int
 ) -> list[tuple[list[int], list[int], str]]:
-    """(source ids, target ids = BOS, letters, EOS, reference text) per example."""
+    """(source ids, target ids = BOS, letters, EOS, reference text) per example; a target
+    keeps at most ``max_target_tokens`` letters (its reference stays whole)."""
     rows = []
     for text in texts:
         target = answer(text, mode)
-        ids = [tokenizer.bos_id, *tokenizer.encode(target), tokenizer.eos_id]
-        rows.append((tokenizer.encode(text), ids, target))
+        letters = tokenizer.encode(target)[:max_target_tokens]
+        rows.append(
+            (tokenizer.encode(text), [tokenizer.bos_id, *letters, tokenizer.eos_id], target)
+        )
     return rows
 
 
@@ -155,15 +171,13 @@ def build_reverse(options: ReverseOptions) -> Task:
     """The task for these options (called once per run)."""
     texts = draw_splits(options)
     tokenizer = WordTokenizer(list(LETTERS[: options.letters]))
-    encoded = {split: encode(rows, tokenizer, options.mode) for split, rows in texts.items()}
-    datamodule = SplitDataModule(
-        encoded,
-        partial(collate, pad_id=tokenizer.pad_id),
-        options.batch_size,
-        options.eval_batch_size,
-    )
+    encoded = {
+        split: encode(rows, tokenizer, options.mode, options.max_target_tokens)
+        for split, rows in texts.items()
+    }
+    datamodule = options.datamodule(encoded, partial(collate, pad_id=tokenizer.pad_id))
     test = encoded["test"]
-    params = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
+    params = dataclasses.asdict(options)
     return Task(
         datamodule=datamodule,
         tokenizer=tokenizer,
@@ -173,7 +187,7 @@ def build_reverse(options: ReverseOptions) -> Task:
         higher_is_better=True,
         source_length=max(len(source) for source, _, _ in test),
         target_length=max(len(target) for _, target, _ in test),  # BOS and EOS included
-        max_new_tokens=options.max_length + 1,  # the letters and EOS
+        max_new_tokens=min(options.max_length, options.max_target_tokens) + 1,  # letters, EOS
         data_info={
             "source": "embedded",
             "params": params,

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 import torch
 import xbench
 from torch import Tensor
-from xbench.api.backend import AttentionBackend, BackendSpec, default_scale
-from xbench.api.options import option
+from xbench import AttentionBackend, BackendSpec, default_scale, option
 
 
 @dataclass
