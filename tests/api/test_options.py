@@ -143,6 +143,55 @@ def test_wrong_type_names_field_and_type(values, fragment):
         build_options(QAOptions, values, "task")
 
 
+@dataclass
+class TypedLists:
+    sizes: list[int] = option(default_factory=lambda: [1], help="sizes", min=1, max=8)
+    pairs: list[list[int]] = option(default_factory=list, help="[a, b] pairs", min=1)
+    kinds: list[str] = option(default_factory=list, help="kinds", choices=("fwd", "bwd"))
+    ratios: list[float] = option(default_factory=list, help="ratios", min=0.0, max=1.0)
+
+
+def test_list_options_in_range_and_of_their_element_type_are_accepted():
+    values = {"sizes": [2, 8], "pairs": [[1, 2], (3, 4)], "kinds": ["bwd"], "ratios": [0, 0.5]}
+
+    built = build_options(TypedLists, values, "bench")
+
+    assert built == TypedLists(sizes=[2, 8], pairs=[[1, 2], (3, 4)], kinds=["bwd"], ratios=[0, 0.5])
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"sizes": 5}, "bench.sizes=5 must be a list of int"),
+        ({"sizes": "big"}, "bench.sizes='big' must be a list of int"),
+        ({"sizes": [2, "3"]}, "bench.sizes[1]='3' must be of type int"),
+        ({"sizes": [True]}, "bench.sizes[0]=True must be of type int"),
+        ({"sizes": [1, None]}, "bench.sizes[1] must be set (got null)"),
+        ({"sizes": [0]}, "bench.sizes[0]=0 is out of range; allowed range is [1, 8]"),
+        ({"sizes": [4, 9]}, "bench.sizes[1]=9 is out of range; allowed range is [1, 8]"),
+        ({"pairs": [3]}, "bench.pairs[0]=3 must be a list of int"),
+        ({"pairs": 3}, "bench.pairs=3 must be a list of list of int"),
+        ({"pairs": [[True, 2]]}, "bench.pairs[0][0]=True must be of type int"),
+        (
+            {"pairs": [[1, 2], [2, 0]]},
+            "bench.pairs[1][1]=0 is out of range; allowed range is [1, inf]",
+        ),
+        (
+            {"kinds": ["fwd", "both"]},
+            "bench.kinds[1]='both' is not allowed; choose one of: fwd, bwd",
+        ),
+        ({"ratios": [float("nan")]}, "bench.ratios[0]=nan is out of range"),
+        ({"ratios": [1.5]}, "bench.ratios[0]=1.5 is out of range; allowed range is [0.0, 1.0]"),
+    ],
+)
+def test_list_options_check_each_element_in_one_line(values, message):
+    with pytest.raises(UserError) as info:
+        build_options(TypedLists, values, "bench")
+
+    assert str(info.value).startswith(message)
+    assert "\n" not in str(info.value)
+
+
 @pytest.mark.parametrize("value", [5, "embedded", [1, 2]])
 def test_nested_node_given_a_scalar_is_a_user_error(value):
     # `task.data=5` on the command line reaches build_options with a scalar for a nested node.

@@ -34,10 +34,14 @@ class OutOfDeviceMemory(NaiveAttention):
 
 
 class Broken(NaiveAttention):
-    """Any other error of a kernel."""
+    """Any other error of a kernel (its message may run on for several lines)."""
+
+    def __init__(self, message: str = "bad kernel") -> None:
+        super().__init__()
+        self.message = message
 
     def forward(self, q, k, v, key_padding_mask=None, scale=None):
-        raise ValueError("bad kernel")
+        raise ValueError(self.message)
 
 
 class Constant(AttentionBackend):

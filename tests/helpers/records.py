@@ -82,3 +82,11 @@ def record(
 def found(*records: RunResult) -> list[tuple[Path, RunResult]]:
     """(path, record) pairs as ``find_results`` yields them."""
     return [(Path(f"/runs/{i}/result.json"), r) for i, r in enumerate(records)]
+
+
+def not_measured(
+    result: RunResult, status: str = "oom", reason: str | None = "CUDA out of memory while timing"
+) -> RunResult:
+    """``result`` with a cross-attention measurement that could not be taken (the run ok)."""
+    result.efficiency.cross_attention = Measurement(shape=SHAPE, status=status, reason=reason)
+    return result

@@ -13,12 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers.records import SHAPE, found, record
+from helpers.records import found, not_measured, record
 
 from xbench.cli.main import main
 from xbench.leaderboard.board import build_leaderboard, display_rows, pareto_front
 from xbench.leaderboard.publish import write_report
-from xbench.measure.types import Measurement
 from xbench.records.result import (
     Environment,
 )
@@ -100,10 +99,7 @@ def test_ratios_are_relative_to_flash_on_the_same_device():
 
 
 def test_a_measurement_that_failed_leaves_its_figures_blank_and_keeps_the_quality():
-    failed = record("naive", primary=0.7)
-    failed.efficiency.cross_attention = Measurement(
-        shape=SHAPE, status="oom", reason="CUDA out of memory while timing"
-    )
+    failed = not_measured(record("naive", primary=0.7))
     (board,) = build_leaderboard(found(record("flash", primary=0.5), failed))
     naive = next(r for r in board.rows if r.backend == "naive")
     assert naive.status == "ok" and naive.primary == pytest.approx(0.7)
@@ -111,6 +107,24 @@ def test_a_measurement_that_failed_leaves_its_figures_blank_and_keeps_the_qualit
     assert naive.train_steps_per_s == pytest.approx(10.0), "the other figures stay"
     cells = display_rows(board)[board.rows.index(naive)]
     assert cells[5:9] == ["", "", "", ""]
+    assert naive.reason == cells[-1] == "x-attn oom: CUDA out of memory while timing"
+    assert next(r for r in board.rows if r.backend == "flash").reason == ""
+
+
+def test_the_reason_names_an_unmeasured_cross_attention_only_when_its_figures_are_blank():
+    unsupported = not_measured(record("naive", seed=0), "unsupported", "needs head_dim 128")
+    partly = [not_measured(record("linear", seed=0)), record("linear", seed=1, latency=3.0)]
+    interrupted = record("sparse", seed=1, status="failed", error="interrupted\nTraceback")
+    both = [not_measured(record("sparse", seed=0)), interrupted]
+
+    (board,) = build_leaderboard(found(unsupported, *partly, *both))
+
+    rows = {r.backend: r for r in board.rows}
+    assert rows["naive"].reason == "x-attn unsupported: needs head_dim 128"
+    assert rows["linear"].latency_ms == pytest.approx(3.0) and rows["linear"].reason == ""
+    assert rows["sparse"].reason == (
+        "1 of 2 seeds did not finish: interrupted; x-attn oom: CUDA out of memory while timing"
+    )
 
 
 def test_without_flash_the_ratio_columns_are_blank():

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from helpers.backends import Broken, Constant, OutOfDeviceMemory, Refusing
 
 from xbench.measure.cross_attention import measure_cross_attention
@@ -80,3 +81,42 @@ def test_measurements_that_cannot_be_taken_are_typed(backend, passes, status, re
     assert (measurement.detail is not None) == (status == "failed")
     if status == "failed":
         assert "bad kernel" in measurement.detail and "forward" in measurement.detail
+
+
+def test_a_multi_line_failure_keeps_its_first_line_as_reason_and_all_of_it_in_detail():
+    measurement = measure_cross_attention(Broken("bad kernel\nat block 3\nof 8"), SHAPE, **TIMING)
+
+    assert measurement.status == "failed"
+    assert measurement.reason == "ValueError: bad kernel"
+    assert "ValueError: bad kernel\nat block 3\nof 8" in measurement.detail
+
+
+class ModeRecording(NaiveAttention):
+    """Naive attention (with dropout on its weights when training) that remembers whether
+    it was in training mode at each call, and may then fail."""
+
+    def __init__(self, fail: bool = False) -> None:
+        super().__init__()
+        self.dropout = torch.nn.Dropout(0.5)
+        self.fail = fail
+        self.modes: list[bool] = []
+
+    def forward(self, q, k, v, key_padding_mask=None, scale=None):
+        self.modes.append(self.training)
+        if self.fail:
+            raise ValueError("bad kernel")
+        return self.dropout(super().forward(q, k, v, key_padding_mask, scale))
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("fail", [False, True])
+def test_the_backend_is_measured_in_eval_mode_and_left_in_the_mode_it_was_in(training, fail):
+    backend = ModeRecording(fail=fail)
+    backend.train(training)
+
+    measurement = measure_cross_attention(backend, SHAPE, **TIMING)
+
+    assert measurement.status == ("failed" if fail else "ok")
+    assert backend.modes and not any(backend.modes)  # every call in eval mode
+    assert backend.training is training
+    assert backend.dropout.training is training  # its submodules too

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from helpers.records import record
+from helpers.records import not_measured, record
 from rich.console import Console
 
 from xbench.records.result import RunResult
@@ -36,6 +36,17 @@ def test_a_finished_run_shows_its_quality_latency_and_memory():
         "22.9 KiB",
         "647.8 MiB",
     ]
+    assert "not measured" not in text
+
+
+def test_a_finished_run_whose_cross_attention_was_not_measured_says_why():
+    unmeasured = not_measured(record(backend="flash"), reason="CUDA out of memory [8.00 GiB]")
+    text = shown([unmeasured])
+    (row,) = [line for line in text.splitlines() if "flash" in line and "│" in line]
+    cells = [cell.strip() for cell in row.strip("│ ").split("│")]
+    assert cells[2] == "ok" and cells[7:9] == ["-", "-"]
+    line = "flash × qa: cross-attention not measured: oom: CUDA out of memory [8.00 GiB]"
+    assert line in text.splitlines()
 
 
 def test_a_failed_run_shows_dashes_and_its_first_error_line():

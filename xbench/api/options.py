@@ -130,20 +130,53 @@ def _bounds(low: float | None, high: float | None) -> str:
 
 
 def _check_value(path: str, value: Any, kind: Any, meta: Mapping, nullable: bool) -> None:
+    """A value against its declared type and its metadata; a list's elements one by one
+    (``path[i]``), its metadata applying to each of them."""
     if value is None:
         if nullable:
             return
         raise UserError(f"{path} must be set (got null)")
-    if kind in _SCALARS and not _is_instance(value, kind):
+    element = _element_type(kind)
+    if element is not None:
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"{path}={value!r} must be a {_type_name(kind)}")
+        item_kind, item_nullable = _unwrap_optional(element), _allows_none(element)
+        for i, item in enumerate(value):
+            _check_value(f"{path}[{i}]", item, item_kind, meta, item_nullable)
+        return
+    if isinstance(kind, type) and not _is_instance(value, kind):
         raise UserError(f"{path}={value!r} must be of type {kind.__name__}")
     choices = meta.get("choices") or ()
     if choices and value not in choices:
         raise UserError(f"{path}={value!r} is not allowed; choose {allowed(meta)}")
     low, high = meta.get("min"), meta.get("max")
-    if isinstance(value, float) and value != value and (low is not None or high is not None):
+    if low is None and high is None:
+        return
+    if isinstance(value, float) and value != value:
         raise UserError(f"{path}=nan is out of range; allowed range is {_bounds(low, high)}")
     if (low is not None and value < low) or (high is not None and value > high):
         raise UserError(f"{path}={value!r} is out of range; allowed range is {_bounds(low, high)}")
+
+
+def _element_type(kind: Any) -> Any:
+    """The element type of a list (or ``tuple[X, ...]``) type, ``Any`` when undeclared;
+    None for anything that is not a sequence type."""
+    if kind in (list, tuple):
+        return Any
+    origin, args = get_origin(kind), get_args(kind)
+    if origin is list:
+        return args[0] if args else Any
+    if origin is tuple:
+        return args[0] if len(args) == 2 and args[1] is Ellipsis else Any
+    return None
+
+
+def _type_name(kind: Any) -> str:
+    """``list of list of int``, ``int``: a declared type in words."""
+    element = _element_type(kind)
+    if element is None:
+        return getattr(kind, "__name__", str(kind))
+    return "list" if element is Any else f"list of {_type_name(_unwrap_optional(element))}"
 
 
 def _is_instance(value: Any, kind: type) -> bool:

@@ -22,7 +22,7 @@ import torch
 from rich.console import Console
 
 from xbench.api.backend import AttentionBackend
-from xbench.api.errors import UserError
+from xbench.api.errors import UserError, first_line
 from xbench.bench import analysis, grid, output, timing
 from xbench.measure.inputs import DTYPES, input_bytes
 from xbench.registry import Registry
@@ -162,7 +162,7 @@ def _compose(overrides: list[str], backends: list[str], installed: list[str]) ->
             config = hydra_compose(config_name=PRIMARY, overrides=overrides)
         return OmegaConf.to_container(config, resolve=True)
     except (HydraException, OmegaConfBaseException, ValueError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        first = first_line(error) or repr(error)
         raise UserError(f"bench config: {first}") from None
 
 

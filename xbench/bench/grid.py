@@ -31,11 +31,11 @@ class BenchSettings:
 
     preset: str = option("custom", help="name shown in outputs")
     mode: str = option("grid", help="how lengths are chosen", choices=MODES)
-    nq: list[int] = option(default_factory=lambda: [256], help="grid: query lengths")
-    nk: list[int] = option(default_factory=lambda: [256], help="grid: key lengths")
+    nq: list[int] = option(default_factory=lambda: [256], help="grid: query lengths", min=1)
+    nk: list[int] = option(default_factory=lambda: [256], help="grid: key lengths", min=1)
     square: bool = option(False, help="grid: Nk = Nq (nk is ignored)")
     pairs: list[list[int]] = option(
-        default_factory=list, help="grid: explicit [Nq, Nk] pairs instead of nq × nk"
+        default_factory=list, help="grid: explicit [Nq, Nk] pairs instead of nq × nk", min=1
     )
     start_length: int = option(128, help="scaling: first Nq", min=1)
     max_length: int = option(65536, help="scaling: largest Nq tried", min=1)
@@ -45,11 +45,15 @@ class BenchSettings:
         8.0, help="CPU: a point projected above this peak is recorded as oom", min=0.0
     )
     tasks: list[str] = option(default_factory=list, help="real_shapes: tasks (empty: all)")
-    batch: list[int] = option(default_factory=lambda: [4], help="batch sizes B")
-    heads: list[int] = option(default_factory=lambda: [8], help="heads H")
-    head_dim: list[int] = option(default_factory=lambda: [64], help="head dims D (= Dv)")
-    dtype: list[str] = option(default_factory=lambda: ["float32"], help="input dtypes")
-    passes: list[str] = option(default_factory=lambda: ["fwd"], help="fwd and/or fwd+bwd")
+    batch: list[int] = option(default_factory=lambda: [4], help="batch sizes B", min=1)
+    heads: list[int] = option(default_factory=lambda: [8], help="heads H", min=1)
+    head_dim: list[int] = option(default_factory=lambda: [64], help="head dims D (= Dv)", min=1)
+    dtype: list[str] = option(
+        default_factory=lambda: ["float32"], help="input dtypes", choices=tuple(DTYPES)
+    )
+    passes: list[str] = option(
+        default_factory=lambda: ["fwd"], help="fwd and/or fwd+bwd", choices=PASSES
+    )
     device: str = option("auto", help="auto: cuda when available", choices=DEVICES)
     warmup: int = option(3, help="untimed calls before timing", min=0)
     repeats: int = option(10, help="timed calls; median and IQR are reported", min=1)
@@ -90,31 +94,19 @@ def padded_fraction(settings: BenchSettings) -> float | None:
 
 
 def check_settings(settings: BenchSettings) -> None:
-    """Reject list entries the option metadata cannot express (one-line UserErrors)."""
-    for name in ("nq", "nk", "batch", "heads", "head_dim"):
-        for value in getattr(settings, name):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise UserError(f"bench.{name}: {value!r} must be a positive integer")
-    for pair in settings.pairs:
-        if len(pair) != 2 or not all(isinstance(n, int) and n >= 1 for n in pair):
-            raise UserError(f"bench.pairs: {pair!r} must be [Nq, Nk] with positive integers")
-    _check_members("dtype", settings.dtype, DTYPES)
-    _check_members("passes", settings.passes, PASSES)
+    """What the option metadata cannot express (element types, ranges and choices are
+    checked by ``build_options``): pairs of two, non-empty dtype and passes, a mask to pad."""
+    for i, pair in enumerate(settings.pairs):
+        if len(pair) != 2:
+            raise UserError(f"bench.pairs[{i}]={pair!r} must be [Nq, Nk]: two lengths")
+    for name, choices in (("dtype", DTYPES), ("passes", PASSES)):
+        if not getattr(settings, name):
+            raise UserError(f"bench.{name} is empty; choose from: {', '.join(choices)}")
     if settings.padded_fraction and not settings.masked:
         raise UserError(
             f"bench.padded_fraction={settings.padded_fraction:g} pads keys of a mask; "
             "set bench.masked=true as well"
         )
-
-
-def _check_members(name: str, values: list, allowed) -> None:
-    for value in values:
-        if value not in allowed:
-            raise UserError(
-                f"bench.{name}: {value!r} is not allowed; choose from: {', '.join(allowed)}"
-            )
-    if not values:
-        raise UserError(f"bench.{name} is empty; choose from: {', '.join(allowed)}")
 
 
 def length_pairs(settings: BenchSettings) -> list[tuple[int, int]]:

@@ -19,9 +19,10 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from xbench.api.backend import AttentionBackend
+from xbench.api.errors import first_line
 from xbench.bench.grid import BenchSettings, Shape, padded_fraction
 from xbench.measure.clock import time_call
-from xbench.measure.cross_attention import first_line, measure_cross_attention
+from xbench.measure.cross_attention import measure_cross_attention
 from xbench.measure.flops import attention_flops
 from xbench.measure.inputs import input_bytes, make_inputs
 from xbench.measure.memory import is_out_of_memory
@@ -111,7 +112,7 @@ def bare_references(
             if device.type == "cuda":
                 torch.cuda.empty_cache()
             status = "oom" if is_out_of_memory(error) else "unsupported"
-            return {**record, "status": status, "reason": first_line(error)}
+            return {**record, "status": status, "reason": first_line(error) or type(error).__name__}
         return {**record, "status": "ok", "median_ms": ms, "tflops": flops / (ms * 1e-3) / 1e12}
 
     for name, kernel in BARE_SDPA_KERNELS.get(device.type, {}).items():

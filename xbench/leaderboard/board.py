@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xbench.api.errors import first_line
 from xbench.records.result import NOT_HASHED, Efficiency, RunResult, config_hash
 from xbench.views.units import format_bytes
 
@@ -28,7 +29,7 @@ class Row:
     label: str  # the backend, plus the settings that set this row apart from the others
     backend: str
     status: str  # ok when at least one seed finished, else the failing status
-    reason: str  # first line of the (first) error; empty when every seed finished
+    reason: str  # first line of the (first) error, or why x-attn is blank; else empty
     seeds: list[int]  # seeds of the finished runs averaged here
     runs: int  # records combined (finished or not)
     primary: float | None
@@ -122,26 +123,38 @@ def _row(label: str, cell: list[tuple[Path, RunResult]]) -> Row:
     records = [record for _, record in cell]
     ok = [r for r in records if r.status == "ok"]
     failing = [r for r in records if r.status != "ok"]
-    reason = _first_line(failing[0].error) if failing else ""
+    reasons = [first_line(failing[0].error)] if failing else []
     if ok and failing:
-        reason = f"{len(failing)} of {len(records)} seeds did not finish: {reason}"
+        reasons = [f"{len(failing)} of {len(records)} seeds did not finish: {reasons[0]}"]
+    latency_ms = _mean(ok, lambda e: e.attention_ms)
+    if latency_ms is None and (why := _why_unmeasured(ok)):  # say why its figures are blank
+        reasons.append(why)
     primaries = [r.quality.primary for r in ok if r.quality.primary is not None]
     return Row(
         label=label,
         backend=records[0].backend.name,
         status="ok" if ok else failing[0].status,
-        reason=reason,
+        reason="; ".join(reasons),
         seeds=[r.seed for r in ok],
         runs=len(records),
         primary=statistics.fmean(primaries) if primaries else None,
         primary_std=statistics.stdev(primaries) if len(primaries) > 1 else None,
-        latency_ms=_mean(ok, lambda e: e.attention_ms),
+        latency_ms=latency_ms,
         memory_bytes=_mean(ok, lambda e: e.attention_bytes),
         train_steps_per_s=_mean(ok, _steps_per_second),
         infer_tokens_per_s=_mean(ok, lambda e: e.inference_tokens_per_second),
         device=device_of(records[0]),
         run_dirs=[str(path.parent) for path, _ in cell],
     )
+
+
+def _why_unmeasured(records: list[RunResult]) -> str | None:
+    """``x-attn oom: <reason>`` of the first record whose measurement could not be taken."""
+    for record in records:
+        measured = record.efficiency.cross_attention
+        if measured and measured.why_not_measured:
+            return f"x-attn {measured.why_not_measured}"
+    return None
 
 
 def _mean(records: list[RunResult], figure: Callable[[Efficiency], float | None]) -> float | None:
@@ -153,10 +166,6 @@ def _mean(records: list[RunResult], figure: Callable[[Efficiency], float | None]
 def _steps_per_second(efficiency: Efficiency) -> float | None:
     step_ms = efficiency.train_step_ms
     return 1e3 / step_ms if step_ms else None
-
-
-def _first_line(text: str | None) -> str:
-    return text.strip().splitlines()[0] if text and text.strip() else ""
 
 
 def _sort_key(higher_is_better: bool) -> Callable[[Row], tuple]:

@@ -11,6 +11,9 @@ measure it.
 A call that does not fit is ``oom``, one the backend refuses (its ``supports()`` reason,
 or no gradient for ``fwd+bwd``) is ``unsupported``, anything else that raises is
 ``failed``: a typed :class:`~xbench.measure.types.Measurement`, never an exception.
+
+The backend is moved to the shape's device and measured in eval mode (the runner measures
+after Lightning's test, which leaves the model on the CPU); its training mode is restored.
 """
 
 from __future__ import annotations
@@ -22,11 +25,14 @@ from collections.abc import Callable
 import torch
 
 from xbench.api.backend import AttentionBackend
+from xbench.api.errors import first_line
 from xbench.measure.clock import time_call
 from xbench.measure.flops import attention_flops
 from xbench.measure.inputs import AttentionInputs, make_inputs
 from xbench.measure.memory import call_memory, is_out_of_memory
 from xbench.measure.types import AttentionShape, Measurement
+
+REASON_CHARS = 300  # a typed reason is one line a table cell can show
 
 
 class NotDifferentiable(Exception):
@@ -65,7 +71,9 @@ def measure_cross_attention(
     """Latency (cold, then median and IQR), memory and FLOPs of ``backend`` at ``shape``,
     or the typed reason it could not be measured."""
     device = torch.device(shape.device)
+    was_training = backend.training
     try:
+        backend.to(device).eval()  # its parameters where the inputs are; dropout off
         inputs = make_inputs(shape, input_sets, seed, rotate_budget_bytes)
         q, k, v = inputs.sets[0]
         reason = backend.supports(q, k, v, inputs.mask)
@@ -82,13 +90,16 @@ def measure_cross_attention(
         if device.type == "cuda":
             torch.cuda.empty_cache()
         if is_out_of_memory(error):
-            return Measurement(shape, status="oom", reason=first_line(error))
+            reason = first_line(error) or type(error).__name__
+            return Measurement(shape, status="oom", reason=reason[:REASON_CHARS])
         return Measurement(
             shape,
             status="failed",
-            reason=f"{type(error).__name__}: {error}"[:500],
-            detail=traceback.format_exc(limit=-3),
+            reason=first_line(f"{type(error).__name__}: {error}")[:REASON_CHARS],
+            detail=traceback.format_exc(limit=-3),  # ends with the whole message
         )
+    finally:
+        backend.train(was_training)
     return Measurement(
         shape,
         latency=latency,
@@ -97,9 +108,3 @@ def measure_cross_attention(
         describe=describe,
         input_sets=len(inputs.sets),
     )
-
-
-def first_line(error: BaseException) -> str:
-    """The first line of an error's message (an OOM's runs on), or its type without one."""
-    lines = str(error).strip().splitlines()
-    return lines[0][:300] if lines else type(error).__name__

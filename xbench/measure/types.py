@@ -101,6 +101,13 @@ class Measurement(Jsonable):
             raise ValueError(f"status {self.status!r} is not one of {MEASUREMENT_STATUSES}")
 
     @property
+    def why_not_measured(self) -> str | None:
+        """``oom: <reason>`` (status and reason, as views show it), None when it is ok."""
+        if self.status == "ok":
+            return None
+        return f"{self.status}: {self.reason}" if self.reason else self.status
+
+    @property
     def tflops(self) -> float | None:
         if self.flops is None or self.latency is None:
             return None

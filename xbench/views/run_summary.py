@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from xbench.api.errors import first_line
 from xbench.records.result import RunResult
 from xbench.views.units import format_bytes
 
@@ -60,9 +62,15 @@ def print_summary(results: Iterable[RunResult], console: Console | None = None) 
             console = Console(width=160)
     console.print(summary_table(results))
     for r in results:
+        cell = escape(f"{r.backend.name} × {r.task.name}")
+        measured = r.efficiency.cross_attention
         if r.status != "ok" and r.error:
-            console.print(
-                f"[red]{r.backend.name} × {r.task.name}: {r.status}[/red] "
-                f"{r.error.splitlines()[0] if r.error else ''}",
-                highlight=False,
+            message = f"[red]{cell}: {r.status}[/red] {escape(first_line(r.error))}"
+        elif r.status == "ok" and measured and measured.why_not_measured:
+            message = (
+                f"[yellow]{cell}: cross-attention not measured:[/yellow] "
+                f"{escape(measured.why_not_measured)}"
             )
+        else:
+            continue
+        console.print(message, highlight=False)
