@@ -158,7 +158,9 @@ def test_a_sweep_with_failing_cells_finishes_and_reports_them(tmp_path):
         timeout=600,
         env=env,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 1, done.stderr[-3000:]
+    last = done.stdout.strip().splitlines()[-1]
+    assert last == "sweep: 4 cells — 1 ok, 1 diverged, 1 failed, 1 oom", "and says why"
     (sweep,) = (tmp_path / "runs" / "multirun").iterdir()
     statuses = {r.backend.name: r.status for r in map(RunResult.load, sweep.glob("*/result.json"))}
     assert statuses == {"naive": "ok", "exploding": "failed", "oom": "oom", "nans": "diverged"}

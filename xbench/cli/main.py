@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def report_error(error: UserError) -> None:
+def report_error(error: Exception) -> None:
     """One plain line on stderr (no rich wrapping, no traceback)."""
     print(f"xbench: error: {error}", file=sys.stderr)
 
@@ -90,6 +90,10 @@ def run_command(args: list[str]) -> int:
         app()
     finally:
         sys.argv = _original_argv
+    if {"-m", "--multirun"} & set(args):
+        from xbench.leaderboard.sweep_callback import sweep_exit_code
+
+        return sweep_exit_code()  # non-zero unless every cell finished `ok`
     return 0
 
 
@@ -100,10 +104,11 @@ def _hydra_job(cfg) -> None:
     from omegaconf import OmegaConf
 
     from xbench.integrations.wandb import sweep_group
+    from xbench.leaderboard.sweep_callback import note_user_error
     from xbench.registry import get_registry
     from xbench.run.plan import plan_run
     from xbench.run.resume import finished_record, reuse, wants_resume
-    from xbench.run.runner import execute
+    from xbench.run.runner import RecordNotWritten, execute
     from xbench.views.run_summary import print_summary
 
     sys.argv = list(_original_argv) or sys.argv  # what Lightning's DDP launcher re-runs
@@ -128,8 +133,15 @@ def _hydra_job(cfg) -> None:
     except UserError as error:
         report_error(error)
         if multirun:
+            note_user_error(run_dir, str(error))  # counted at the end of the sweep
             return
         raise SystemExit(2) from None
+    except RecordNotWritten as error:  # the figures stay on screen; the line says what's lost
+        print_summary([error.result])
+        report_error(error)
+        if multirun:
+            return
+        raise SystemExit(1) from None
     print_summary([result])
     Console().print(f"run record: {run_dir / 'result.json'}", highlight=False)
     if result.status != "ok" and not multirun:

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import secrets
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
+from omegaconf import OmegaConf
 
 from xbench.api.errors import UserError
 from xbench.config.settings import RUN_SETTINGS
@@ -21,11 +24,29 @@ CONFIG_NAME = "xbench"
 PLUGIN_GROUPS = ("backend", "task")
 SETTINGS_GROUP = "settings"
 OUTPUT_ENV = "XBENCH_OUTPUT_DIR"
+STAMP_RESOLVER = "xbench.stamp"
 
 
 def default_output_root() -> Path:
     """Where runs go unless ``output_root`` says otherwise (as in configs/xbench.yaml)."""
     return Path(os.environ.get(OUTPUT_ENV) or "xbench_runs")
+
+
+def unique_stamp(pattern: str) -> str:
+    """Now as ``pattern`` (strftime), then milliseconds and a random suffix: folders of runs
+    and sweeps started at the same moment, in any number of processes, never collide."""
+    now = datetime.now()
+    return f"{now.strftime(pattern)}.{now.microsecond // 1000:03d}_{secrets.token_hex(3)}"
+
+
+def register_resolvers() -> None:
+    """``${xbench.stamp:PATTERN}``, the run and sweep folders of configs/xbench.yaml. Cached
+    per config like Hydra's ``now``: every read of one config gives one folder, and Hydra
+    copies the cache into each sweep cell's config (launcher workers included)."""
+    OmegaConf.register_new_resolver(STAMP_RESOLVER, unique_stamp, use_cache=True, replace=True)
+
+
+register_resolvers()  # on import: wherever a config is composed, launcher workers included
 
 
 def expand_seeds(args: Sequence[str]) -> list[str]:

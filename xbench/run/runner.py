@@ -20,10 +20,11 @@ from xbench.api.errors import UserError
 from xbench.config.settings import ModelSettings
 from xbench.measure.cross_attention import measure_cross_attention
 from xbench.measure.inputs import dtype_name
-from xbench.measure.memory import run_peak_memory
+from xbench.measure.memory import is_out_of_memory, run_peak_memory
 from xbench.measure.types import AttentionShape
 from xbench.records.environment import environment, git_sha
 from xbench.records.result import (
+    RESULT_FILE,
     BackendInfo,
     Efficiency,
     Environment,
@@ -44,8 +45,21 @@ log = logging.getLogger(__name__)
 _QUIET = [".*does not have many workers.*", ".*LeafSpec.*", ".*number of training batches.*"]
 
 
+class RecordNotWritten(Exception):
+    """The cell ended but its record could not be written (full disk, read-only folder…);
+    carries the result so that its figures can still be shown."""
+
+    def __init__(self, result: RunResult, path: Path, error: OSError) -> None:
+        reason = error.strerror or error
+        super().__init__(f"the run record could not be written to {path}: {reason}")
+        self.result, self.path = result, path
+
+
 def execute(plan: RunPlan, run_dir: Path) -> RunResult:
-    """Train and evaluate one backend × task cell; the record is written even on failure."""
+    """Train and evaluate one backend × task cell; the record is written even on failure.
+
+    Raises :class:`RecordNotWritten` (after training, with the result) when the write fails.
+    """
     config = plan.config
     result = RunResult(
         run_id=f"{plan.backend.name}-{plan.task.name}-{uuid.uuid4().hex[:8]}",
@@ -68,29 +82,35 @@ def execute(plan: RunPlan, run_dir: Path) -> RunResult:
         config=config,
         revision=plan.revision,
     )
-    logger = None
+    logger = write_error = None
     try:
         logger = _train_and_measure(plan, run_dir, result)
     except UserError:
         result.status, result.error = "failed", traceback.format_exc(limit=0).strip()
         raise
-    except torch.OutOfMemoryError as error:
-        result.status, result.error = "oom", str(error)
     except DivergedError as error:
         result.status, result.error = "diverged", str(error)
     except Exception as error:  # one failing cell is a record, not a lost sweep
-        result.status = "failed"
-        result.error = f"{type(error).__name__}: {error}\n{traceback.format_exc()}"
+        if is_out_of_memory(error):  # CUDA's typed error or the CPU allocator's RuntimeError
+            result.status, result.error = "oom", str(error)
+        else:
+            result.status = "failed"
+            result.error = f"{type(error).__name__}: {error}\n{traceback.format_exc()}"
     except BaseException as error:  # Ctrl-C (Lightning turns it into SystemExit): stop, on record
         result.status, result.error = "failed", f"interrupted ({type(error).__name__})"
         raise
     finally:
         result.environment = Environment.from_dict(environment())
-        result.write(run_dir)
+        try:
+            result.write(run_dir)
+        except OSError as error:  # raised below, once the figures are safe in `result`
+            write_error = error
         if logger is not None:
             from xbench.integrations.wandb import log_summary
 
             log_summary(logger, result)
+    if write_error is not None:
+        raise RecordNotWritten(result, run_dir / RESULT_FILE, write_error) from write_error
     return result
 
 
