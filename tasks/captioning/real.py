@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from xbench.api.errors import UserError
-from xbench.taskkit.files import read_json
+from xbench.taskkit.files import existing_path, read_json
 from xbench.taskkit.hf import load_hf_split
 from xbench_tasks.captioning.data import CaptionedImage
 
@@ -54,6 +54,7 @@ def resize(image: Image.Image, size: int, keep_aspect: bool) -> np.ndarray:
 
 def load_image(path: Path, size: int, keep_aspect: bool) -> np.ndarray:
     """Decoded, RGB, resized pixels of an image file; UserError naming the file otherwise."""
+    existing_path(path, "file", "image file")
     try:
         with Image.open(path) as image:
             image.load()
@@ -88,8 +89,8 @@ def load_coco(
     the annotations file).
     """
     annotations = Path(annotations)
-    folder = Path(images_dir) if images_dir else annotations.parent
     doc = read_json(annotations, "annotations file")
+    folder = existing_path(images_dir or annotations.parent, "folder", "images folder")
     images = _records(doc, "images", ("id", "file_name"), annotations)
     captions: dict[Any, list[str]] = {}
     for record in images:

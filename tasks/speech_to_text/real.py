@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from xbench.api.errors import UserError
-from xbench.taskkit.files import read_text
+from xbench.taskkit.files import existing_path, path_kind, read_text
 from xbench.taskkit.hf import load_hf_split
 from xbench_tasks.speech_to_text.audio import BadAudio, decode_audio, log_mel
 
@@ -112,9 +112,7 @@ def load_folder(
     (train/val/test) fixes the splits; otherwise a seeded shuffle holds out
     ``split_fractions`` (val, test) of the files.
     """
-    root = Path(folder)
-    if not root.is_dir():
-        raise UserError(f"task.data.path={folder!r} is not a folder")
+    root = existing_path(folder, "folder", "task.data.path")
     transcript_path = root / transcript
     rows, path_column = _read_transcript(transcript_path)
     checker = RecordChecker(skip_bad_files)
@@ -127,8 +125,10 @@ def load_folder(
             continue
         audio = (root / name).resolve()
         listed.add(audio)
-        if not audio.is_file():
-            checker.reject(str(audio), f"is listed in {transcript_path}:{line} but does not exist")
+        kind = path_kind(audio)
+        if kind != "file":
+            found = {"missing": "does not exist", "folder": "is a folder"}.get(kind, f"is {kind}")
+            checker.reject(str(audio), f"is listed in {transcript_path}:{line} but {found}")
             continue
         split = (row.get("split") or "").strip()
         if split and split not in SPLITS:

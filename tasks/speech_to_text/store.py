@@ -7,22 +7,22 @@ from collections.abc import Callable
 
 import numpy as np
 
-from xbench.taskkit.cache import cached_bytes
+from xbench.taskkit.cache import cached_value
 
 
 def cached_arrays(
     namespace: str, params: dict, build: Callable[[], dict[str, np.ndarray]]
 ) -> tuple[dict[str, np.ndarray], str]:
     """``build()``'s arrays for ``params`` from the cache (built if needed), and the
-    sha256 of the stored file (the data revision stored in run records)."""
+    sha256 of the stored file (the data revision stored in run records). A stored file
+    that is not a loadable ``.npz`` is rebuilt, like any damaged cache entry."""
 
     def build_payload() -> bytes:
         buffer = io.BytesIO()
         np.savez(buffer, **build())
         return buffer.getvalue()
 
-    payload, checksum = cached_bytes(namespace, params, ".npz", build_payload)
-    return _load(payload), checksum
+    return cached_value(namespace, params, ".npz", build_payload, _load)
 
 
 def _load(payload: bytes) -> dict[str, np.ndarray]:

@@ -4,6 +4,7 @@ the run summary a record puts into its wandb run."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -34,17 +35,25 @@ def no_credentials(monkeypatch, tmp_path):
     monkeypatch.delenv("NETRC", raising=False)
 
 
+@pytest.fixture
+def reachable_server(monkeypatch):
+    """A local TCP listener as the wandb server, so the reachability probe succeeds."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{server.getsockname()[1]}")
+        yield
+
+
 def test_auto_is_offline_without_credentials(no_credentials):
     assert not has_credentials()
     assert resolve_mode("auto") == "offline"
 
 
-def test_auto_is_online_with_an_api_key(no_credentials, monkeypatch):
+def test_auto_is_online_with_an_api_key(no_credentials, reachable_server, monkeypatch):
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     assert resolve_mode("auto") == "online"
 
 
-def test_auto_is_online_with_a_netrc_login(no_credentials, tmp_path):
+def test_auto_is_online_with_a_netrc_login(no_credentials, reachable_server, tmp_path):
     netrc = tmp_path / ".netrc"
     netrc.write_text("machine api.wandb.ai\n  login user\n  password secret\n")
     netrc.chmod(0o600)
@@ -52,7 +61,7 @@ def test_auto_is_online_with_a_netrc_login(no_credentials, tmp_path):
 
 
 @pytest.mark.parametrize("mode", ["online", "offline", "disabled"])
-def test_explicit_modes_are_kept(no_credentials, mode):
+def test_explicit_modes_are_kept(no_credentials, reachable_server, mode):
     assert resolve_mode(mode) == mode
 
 
