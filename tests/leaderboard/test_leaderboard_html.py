@@ -85,6 +85,7 @@ def render(page: Path, profile: Path) -> _Dom:
     return dom
 
 
+@pytest.mark.browser
 @pytest.mark.slow
 def test_html_from_configs_and_plugins_renders_as_text(tmp_path):
     task = f"qa{BOLD}"

@@ -153,7 +153,7 @@ def test_a_newer_schema_is_refused_with_both_versions():
 @pytest.mark.parametrize(
     "data, message",
     [
-        ([1, 2], "a JSON list"),
+        ([1, 2], "a JSON array"),
         ({"run_id": "x"}, "schema_version None"),
         ({"schema_version": 0}, "0"),
     ],

@@ -143,7 +143,7 @@ def _hydra_job(cfg) -> None:
             return
         raise SystemExit(1) from None
     print_summary([result])
-    Console().print(f"run record: {run_dir / 'result.json'}", highlight=False)
+    print(f"run record: {run_dir / 'result.json'}", flush=True)  # whole, never wrapped
     if result.status != "ok" and not multirun:
         raise SystemExit(1)
 

@@ -140,7 +140,7 @@ def make_wandb_logger(settings: dict[str, Any], run_dir: Path, run_id: str, conf
     from lightning.pytorch.loggers import WandbLogger
 
     mode = resolve_mode(settings.get("mode", "auto"))
-    return WandbLogger(
+    logger = WandbLogger(
         project=wandb_project(settings),
         entity=settings.get("entity"),
         group=settings.get("group"),
@@ -152,6 +152,10 @@ def make_wandb_logger(settings: dict[str, Any], run_dir: Path, run_id: str, conf
         config=config,
         settings=run_settings(),
     )
+    # Lightning always passes wandb.init(anonymous=None), which wandb warns is a setting
+    # without effect; leaving it out starts the same run without that warning.
+    logger._wandb_init.pop("anonymous", None)
+    return logger
 
 
 def log_summary(logger, result: RunResult) -> None:

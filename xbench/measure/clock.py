@@ -13,6 +13,9 @@ import torch
 
 from xbench.measure.types import Latency
 
+# A latency whose IQR is above this multiple of its median is flagged noisy.
+NOISY_IQR_RATIO = 1.0
+
 
 def time_call(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> Latency:
     """Median and IQR in milliseconds of ``repeats`` calls after ``warmup`` untimed calls."""
@@ -35,10 +38,18 @@ def _milliseconds(fn: Callable[[], object], device: torch.device) -> float:
 
 
 def summarize(values_ms: list[float]) -> Latency:
-    """Median and interquartile range of timings in milliseconds (IQR 0 below two values,
-    median NaN for none)."""
+    """Median and interquartile range of timings in milliseconds (IQR 0 for one value),
+    flagged ``noisy`` when the IQR exceeds ``NOISY_IQR_RATIO`` times the median.
+
+    No timings is a ``ValueError``: a latency is never NaN (the measurement that asked is
+    then ``failed`` with that reason).
+    """
+    if not values_ms:
+        raise ValueError("no timed calls to summarise")
     if len(values_ms) < 2:
-        value = values_ms[0] if values_ms else float("nan")
-        return Latency(median_ms=value, iqr_ms=0.0, count=len(values_ms))
+        return Latency(median_ms=values_ms[0], iqr_ms=0.0, count=1)
     q1, _, q3 = statistics.quantiles(values_ms, n=4, method="inclusive")
-    return Latency(median_ms=statistics.median(values_ms), iqr_ms=q3 - q1, count=len(values_ms))
+    median, iqr = statistics.median(values_ms), q3 - q1
+    return Latency(
+        median_ms=median, iqr_ms=iqr, count=len(values_ms), noisy=iqr > NOISY_IQR_RATIO * median
+    )

@@ -22,12 +22,20 @@ FLOPS_CONVENTION = "FlashAttention: forward = 4*B*H*Nq*Nk*D, forward+backward = 
 @dataclass(frozen=True)
 class Latency(Jsonable):
     """Milliseconds per call: median and interquartile range over ``count`` timed calls;
-    ``cold_ms`` is the first call alone (kernel choice, autotuning), when it was timed."""
+    ``cold_ms`` is the first call alone (kernel choice, autotuning), when it was timed.
+    ``noisy``: the spread dwarfs the median (IQR above it), so the median is no figure to
+    compare; views mark it (:func:`xbench.measure.clock.summarize` sets it)."""
 
     median_ms: float
     iqr_ms: float
     count: int
     cold_ms: float | None = None
+    noisy: bool = False
+
+    @property
+    def text(self) -> str:
+        """``0.141 ± 0.012`` (median ± IQR, ms), ``(noisy)`` appended when it is."""
+        return f"{self.median_ms:.3f} ± {self.iqr_ms:.3f}" + (" (noisy)" if self.noisy else "")
 
 
 @dataclass(frozen=True)

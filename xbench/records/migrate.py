@@ -27,7 +27,7 @@ class NewerSchemaError(ValueError):
 def migrate(data: Any) -> dict[str, Any]:
     """``data`` (a record as read from JSON) in the current schema version."""
     if not isinstance(data, dict):
-        raise ValueError(f"not a run record (a JSON {type(data).__name__}, not an object)")
+        raise ValueError(f"not a run record (a JSON {_json_type(data)}, not an object)")
     version = data.get("schema_version")
     if type(version) is not int or version < 1:
         raise ValueError(f"not a run record (schema_version {version!r})")
@@ -37,8 +37,16 @@ def migrate(data: Any) -> dict[str, Any]:
             " upgrade xbench to read it"
         )
     for step in range(version, SCHEMA_VERSION):
-        data = _STEPS[step](data)
+        try:
+            data = _STEPS[step](data)
+        except (TypeError, KeyError, AttributeError, ValueError) as error:
+            raise ValueError(f"not a version-{step} run record ({error!s})") from error
     return data
+
+
+def _json_type(value: Any) -> str:
+    names = {list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
 
 
 def latency_from_v1(summary: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,10 @@ Reporting, caching and resume read only these records; wandb, the console table 
 leaderboard are views of them. On disk a record is plain JSON (``to_dict``), so it stays
 readable without xbench; :meth:`RunResult.load` migrates records of older schema versions
 (:mod:`xbench.records.migrate`) and refuses newer ones.
+
+A record is strict JSON: a figure that is not a finite number (a NaN metric, an infinite
+rate) is written as ``null``, so it reads as "not measured" everywhere, and a ``NaN`` or
+``Infinity`` token in an older file is read as ``null`` too.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,7 +105,7 @@ class Quality(Jsonable):
     primary_metric: str | None = None
     primary: float | None = None
     higher_is_better: bool | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float | None] = field(default_factory=dict)  # None: not finite
     samples: list[Sample] = field(default_factory=list)
 
 
@@ -197,7 +202,10 @@ class RunResult(Jsonable):
             raise ValueError(f"status {self.status!r} is not one of {STATUSES}")
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True, default=str)
+        """Strict JSON: non-finite floats become null (never a ``NaN`` token)."""
+        return json.dumps(
+            finite_or_null(self.to_dict()), indent=2, sort_keys=True, default=str, allow_nan=False
+        )
 
     def write(self, run_dir: str | Path) -> Path:
         """Write ``result.json`` into ``run_dir`` atomically (temp file, then rename)."""
@@ -212,10 +220,25 @@ class RunResult(Jsonable):
         messages leave the path to the caller (:func:`xbench.records.store.find_results`).
         """
         try:
-            data = json.loads(Path(path).read_text())
-        except json.JSONDecodeError as error:
+            data = json.loads(Path(path).read_text(), parse_constant=lambda _: None)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ValueError(f"not valid JSON ({error})") from error
         try:
             return cls.from_dict(migrate(data))
-        except (TypeError, KeyError, AttributeError) as error:
-            raise ValueError(f"not a run record ({error})") from error
+        except (TypeError, KeyError, AttributeError, IndexError) as error:
+            raise ValueError(f"not a run record ({_what(error)})") from error
+
+
+def _what(error: Exception) -> str:
+    return f"missing field {error}" if isinstance(error, KeyError) else str(error)
+
+
+def finite_or_null(value: Any) -> Any:
+    """``value`` (plain JSON data) with every NaN or infinite float replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(item) for item in value]
+    return value

@@ -35,7 +35,7 @@ from xbench.records.result import (
     TaskFacts,
     config_hash,
 )
-from xbench.run.callbacks import StepTimer
+from xbench.run.callbacks import StepProgressBar, StepTimer
 from xbench.run.heatmaps import heatmap_callbacks
 from xbench.run.model import EncoderDecoder
 from xbench.run.module import DivergedError, Seq2SeqModule
@@ -43,6 +43,28 @@ from xbench.run.plan import RunPlan
 
 log = logging.getLogger(__name__)
 _QUIET = [".*does not have many workers.*", ".*LeafSpec.*", ".*number of training batches.*"]
+# Lightning's info lines at Trainer start ("GPU available: ...", the litlogger tip) carry
+# nothing for an xbench user: the header line says what runs where. Its other info lines
+# (validation samples go through the same logger) and every warning still show.
+_LIGHTNING_LOGGERS = (
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.fabric.utilities.rank_zero",
+)
+_CHATTER = ("GPU available:", "TPU available:", "HPU available:", "💡 Tip:")
+
+
+class _DropChatter(logging.Filter):
+    """Drops Lightning's start-up lines that :data:`_CHATTER` names, keeps the rest."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().lstrip().startswith(_CHATTER)
+
+
+def _quiet_lightning() -> None:
+    for name in _LIGHTNING_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropChatter) for f in logger.filters):
+            logger.addFilter(_DropChatter())
 
 
 class RecordNotWritten(Exception):
@@ -120,6 +142,7 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
         torch.set_num_threads(int(config["threads"]))
     for pattern in _QUIET:
         warnings.filterwarnings("ignore", pattern)
+    _quiet_lightning()
     L.seed_everything(result.seed, workers=True, verbose=False)
     task = plan.task.build(plan.task_options)
     task.check(plan.task.name)
@@ -151,10 +174,14 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
     module = Seq2SeqModule(model, task, plan.optim, total_steps)
     logger = _logger(config, run_dir, result)
     timer = StepTimer()
+    print(header_line(plan, trainer_cfg), flush=True)
+    callbacks = [timer, *heatmap_callbacks(plan.heatmaps, config, plan.task.modality)]
+    if trainer_cfg.get("enable_progress_bar", True):
+        callbacks.append(StepProgressBar())
     trainer = L.Trainer(
         **trainer_cfg,
         logger=logger or False,
-        callbacks=[timer, *heatmap_callbacks(plan.heatmaps, config, plan.task.modality)],
+        callbacks=callbacks,
         default_root_dir=str(run_dir),
         enable_model_summary=False,
     )
@@ -196,6 +223,28 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
     )
     result.backend.describe = backend.describe()
     return logger
+
+
+def header_line(plan: RunPlan, trainer_cfg: dict) -> str:
+    """What is about to run, in one line: ``xbench: flash × qa on cpu (2 threads), 800
+    steps, model=tiny, seed 0``."""
+    device = _training_device(trainer_cfg)
+    where = (
+        f"cuda ({torch.cuda.get_device_name(device)})"
+        if device.type == "cuda"
+        else f"cpu ({torch.get_num_threads()} threads)"
+    )
+    if trainer_cfg.get("fast_dev_run"):
+        budget = "fast_dev_run (one batch each of train, val and test)"
+    elif (trainer_cfg.get("max_steps") or -1) > 0:
+        budget = f"{trainer_cfg['max_steps']} steps"
+    else:
+        budget = f"{trainer_cfg.get('max_epochs')} epochs"
+    model = plan.config["model"].get("name") or "custom"
+    return (
+        f"xbench: {plan.backend.name} × {plan.task.name} on {where}, {budget}, "
+        f"model={model}, seed {plan.config.get('seed', 0)}"
+    )
 
 
 def _copy_artifacts(artifacts: dict[str, Path], run_dir: Path) -> dict[str, str]:

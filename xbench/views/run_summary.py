@@ -44,10 +44,10 @@ def summary_table(results: Iterable[RunResult]) -> Table:
             "-"
             if quality.primary is None
             else f"{quality.primary_metric} {arrow} {quality.primary:.3f}",
-            " ".join(f"{k}={v:.3f}" for k, v in quality.metrics.items()),
+            " ".join(f"{k}={_fmt(v)}" for k, v in quality.metrics.items()),
             _fmt(eff.train_step_ms, ".1f"),
             _fmt(eff.inference_tokens_per_second, ".0f"),
-            "-" if latency is None else f"{latency.median_ms:.3f} ± {latency.iqr_ms:.3f}",
+            "-" if latency is None else latency.text,
             format_bytes(eff.attention_bytes),
             format_bytes(eff.peak_memory_bytes),
         )
