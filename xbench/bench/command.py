@@ -29,6 +29,8 @@ from xbench.registry import Registry
 
 PRIMARY = "xbench_bench"  # configs/xbench_bench.yaml
 BACKENDS_NODE = "bench_backends"  # the backends it measures, stored before composing
+# Every top-level key the bench reads (configs/xbench_bench.yaml and the backends node).
+TOP_LEVEL_KEYS = ("bench", "backends", "backend", "logger", "threads", "output_root", "output_dir")
 
 
 @dataclass
@@ -88,6 +90,7 @@ def compose(args: list[str], registry: Registry) -> dict[str, Any]:
     Composed twice: first to learn which backends the run measures (``backend=``, the
     preset's list or every installed one), then with each one's options node in place."""
     from xbench.config.compose import check_plugin_choices, store_plugin_configs, store_settings
+    from xbench.config.preflight import check_keys
 
     overrides = [a for a in args if a not in ("-m", "--multirun")]
     check_plugin_choices(overrides, registry)  # backend=... names, with a did-you-mean
@@ -100,7 +103,9 @@ def compose(args: list[str], registry: Registry) -> dict[str, Any]:
     names = _compose(plain, [], installed)["backends"]
     for name in names:
         registry.backend(name)
-    return _compose(overrides, list(names), installed)
+    config = _compose(overrides, list(names), installed)
+    check_keys(config, TOP_LEVEL_KEYS, "")
+    return config
 
 
 def _key(override: str) -> str:
@@ -152,6 +157,8 @@ def _compose(overrides: list[str], backends: list[str], installed: list[str]) ->
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    from xbench.config.preflight import hydra_error
+
     selection = {
         "defaults": [{f"backend@backend.{name}": name} for name in backends],
         "backends": installed,
@@ -161,9 +168,11 @@ def _compose(overrides: list[str], backends: list[str], installed: list[str]) ->
         with initialize_config_module(config_module="xbench_configs", version_base="1.3"):
             config = hydra_compose(config_name=PRIMARY, overrides=overrides)
         return OmegaConf.to_container(config, resolve=True)
-    except (HydraException, OmegaConfBaseException, ValueError) as error:
-        first = first_line(error) or repr(error)
-        raise UserError(f"bench config: {first}") from None
+    except (HydraException, OmegaConfBaseException) as error:
+        reason = hydra_error(error, overrides, PRIMARY, "xbench_configs")
+        raise UserError(f"bench config: {reason}") from None
+    except ValueError as error:
+        raise UserError(f"bench config: {first_line(error) or repr(error)}") from None
 
 
 def plan_bench(config: dict[str, Any], registry: Registry) -> BenchPlan:

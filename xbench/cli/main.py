@@ -80,6 +80,7 @@ def run_command(args: list[str]) -> int:
     parsed, _ = get_args_parser().parse_known_args(args)
     check_plugin_choices(parsed.overrides, registry)
     store_plugin_configs(registry)
+    check_before_launch(parsed, registry)
     app = hydra.main(config_path=CONFIG_PATH, config_name=CONFIG_NAME, version_base="1.3")(
         _hydra_job
     )
@@ -95,6 +96,21 @@ def run_command(args: list[str]) -> int:
 
         return sweep_exit_code()  # non-zero unless every cell finished `ok`
     return 0
+
+
+def check_before_launch(parsed, registry) -> None:
+    """Compose and plan what Hydra is about to run — one cell, or for a sweep every swept
+    value — so that a bad name or value is one line (exit 2) before any cell starts."""
+    from xbench.config.compose import CONFIG_NAME
+    from xbench.config.preflight import compose_run_config, sweep_cells
+    from xbench.run.plan import plan_run
+
+    cells = sweep_cells(parsed.overrides) if parsed.multirun else [parsed.overrides]
+    only_shows = parsed.cfg or parsed.info or parsed.help or parsed.hydra_help
+    for overrides in cells:
+        config = compose_run_config(overrides, parsed.config_name or CONFIG_NAME)
+        if not only_shows:
+            plan_run(config, registry)
 
 
 def _hydra_job(cfg) -> None:

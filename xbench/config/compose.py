@@ -15,8 +15,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
-from xbench.api.errors import UserError
-from xbench.config.settings import RUN_SETTINGS
+from xbench.api.errors import UserError, first_line
+from xbench.config.settings import PRESET_SETTINGS, RUN_SETTINGS
 from xbench.registry import Registry
 
 CONFIG_PATH = "pkg://xbench_configs"
@@ -85,7 +85,7 @@ def store_settings(settings: Mapping[str, type]) -> None:
 def store_plugin_configs(registry: Registry) -> None:
     """Make every registered backend and task selectable as ``backend=NAME`` / ``task=NAME``
     (and store the run settings' nodes, which ``configs/xbench.yaml`` builds on)."""
-    store_settings(RUN_SETTINGS)
+    store_settings({**RUN_SETTINGS, **PRESET_SETTINGS})
     store = ConfigStore.instance()
     for group, table in (("backend", registry.backends), ("task", registry.tasks)):
         for name, entry in table.items():
@@ -98,7 +98,7 @@ def check_plugin_choices(overrides: Sequence[str], registry: Registry) -> None:
     try:
         parsed = OverridesParser.create().parse_overrides(list(overrides))
     except HydraException as error:
-        raise UserError(f"invalid override: {error}") from None
+        raise UserError(f"invalid override: {first_line(error)}") from None
     lookups = {"backend": registry.backend, "task": registry.task}
     for override in parsed:
         group = override.key_or_group

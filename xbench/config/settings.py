@@ -1,9 +1,9 @@
-"""The run's own settings — model, optimiser, heatmaps, measurement — declared once.
+"""The run's own settings — model, optimiser, heatmaps, measurement, trainer — declared once.
 
 Each dataclass is the single source of its defaults: :func:`xbench.config.compose.store_settings`
 puts it in Hydra's ConfigStore as ``settings/<name>``, the primary config builds on that node
-and presets (``configs/model/*.yaml``) only override it; the run plan validates the composed
-values against the same declarations (help, range, choices).
+and presets (``configs/model/*.yaml``, ``configs/trainer/*.yaml``) only override it; the run
+plan validates the composed values against the same declarations (help, range, choices).
 """
 
 from __future__ import annotations
@@ -11,6 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xbench.api.options import option
+
+# What ``trainer.accelerator`` and ``trainer.precision`` accept (Lightning's own names).
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
+PRECISIONS = (
+    "32-true", "32", 32, "16-mixed", "16", 16, "bf16-mixed", "bf16",
+    "16-true", "bf16-true", "64-true", "64", 64,
+)  # fmt: skip
 
 
 @dataclass
@@ -63,6 +70,57 @@ class MeasureSettings:
     repeats: int = option(20, help="timed calls; median and IQR are reported", min=1)
 
 
+@dataclass
+class TrainerSettings:
+    """The ``trainer`` node: the ``lightning.Trainer`` keywords xbench sets (presets:
+    ``trainer=cpu|gpu|debug``). Any other Trainer keyword may be added (``+trainer.KEY=``);
+    the plan checks its name against Lightning's signature and Lightning checks its value."""
+
+    accelerator: str = option("cpu", help="where to train", choices=ACCELERATORS)
+    devices: int | str = option(1, help="devices per node: N >= 1, -1 (all) or auto")
+    strategy: str = option("auto", help="auto, ddp, ... (one of Lightning's strategies)")
+    precision: int | str = option("32-true", help="numeric precision", choices=PRECISIONS)
+    max_steps: int = option(800, help="training steps (the run's budget)", min=1)
+    val_check_interval: int | float | None = option(
+        400, help="validate every N training batches, or a fraction (0, 1] of an epoch"
+    )
+    check_val_every_n_epoch: int | None = option(
+        None, help="validate every N epochs; null: by val_check_interval alone", min=1
+    )
+    num_sanity_val_steps: int = option(
+        0, help="validation batches before training; -1: all", min=-1
+    )
+    gradient_clip_val: float | None = option(1.0, help="gradient norm clip; null: none", min=0.0)
+    log_every_n_steps: int = option(50, help="logging interval in steps", min=1)
+    enable_checkpointing: bool = option(False, help="write Lightning checkpoints")
+
+    def __post_init__(self) -> None:
+        devices, interval = self.devices, self.val_check_interval
+        if not (
+            devices in ("auto", -1)
+            or (is_whole_number(devices) and devices >= 1)
+            or (isinstance(devices, str) and _is_index_list(devices))
+        ):
+            raise ValueError(f"devices={devices!r} must be a count >= 1, -1 (all), auto or '0,1'")
+        if interval is not None and not (
+            (is_whole_number(interval) and interval >= 1)
+            or (isinstance(interval, float) and 0.0 < interval <= 1.0)
+        ):
+            raise ValueError(
+                f"val_check_interval={interval!r} must be batches >= 1 or a fraction in (0, 1]"
+            )
+
+
+def is_whole_number(value: object) -> bool:
+    """An int that is not a bool: what an integer setting takes, never a fraction or text."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_index_list(text: str) -> bool:
+    """``"0,1"``: Lightning's device indices as a string."""
+    return all(part.strip().isdigit() for part in text.split(",")) and bool(text.strip())
+
+
 # The ``settings/<name>`` nodes of the ConfigStore.
 RUN_SETTINGS = {
     "model": ModelSettings,
@@ -70,3 +128,5 @@ RUN_SETTINGS = {
     "heatmaps": HeatmapSettings,
     "measure": MeasureSettings,
 }
+# Nodes the trainer presets build on (``configs/trainer/cpu.yaml``), not the primary config.
+PRESET_SETTINGS = {"trainer": TrainerSettings}

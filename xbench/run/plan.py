@@ -3,7 +3,9 @@ built, so a bad value costs nothing and resume can decide from the plan alone.""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,11 +13,39 @@ from xbench.api.backend import BackendSpec
 from xbench.api.errors import UserError
 from xbench.api.options import build_options
 from xbench.api.task import TaskSpec
-from xbench.config.settings import HeatmapSettings, MeasureSettings, ModelSettings, OptimSettings
+from xbench.config.preflight import check_keys, did_you_mean
+from xbench.config.settings import (
+    HeatmapSettings,
+    MeasureSettings,
+    ModelSettings,
+    OptimSettings,
+    TrainerSettings,
+    is_whole_number,
+)
 from xbench.integrations.wandb import check_logger_settings
 from xbench.records.result import Revision
 from xbench.registry import Registry
+from xbench.run.devices import check_devices
 from xbench.run.revision import run_revision
+
+# Every top-level key a run reads (configs/xbench.yaml); anything else is a typo or a
+# ``+key=`` that nothing would read.
+TOP_LEVEL_KEYS = (
+    "backend", "task", "model", "trainer", "logger", "optim", "measure", "heatmaps",
+    "seed", "threads", "resume", "output_root",
+)  # fmt: skip
+# The keys each logger reads (configs/logger/*.yaml).
+LOGGER_KEYS = {
+    "wandb": ("name", "project", "entity", "group", "tags", "mode"),
+    "none": ("name",),
+}
+# Trainer keywords the runner passes itself: set through xbench's own settings instead.
+RUNNER_SETS = {
+    "logger": "logger=wandb|none",
+    "callbacks": "heatmaps.*",
+    "default_root_dir": "output_root",
+    "enable_model_summary": "nothing (xbench prints its own summary)",
+}
 
 
 @dataclass
@@ -30,6 +60,7 @@ class RunPlan:
     optim: OptimSettings
     heatmaps: HeatmapSettings
     measure: MeasureSettings
+    trainer: TrainerSettings
     config: dict[str, Any]
 
     @functools.cached_property
@@ -40,12 +71,16 @@ class RunPlan:
 
 def plan_run(config: dict[str, Any], registry: Registry) -> RunPlan:
     """Check the composed config; raises :class:`UserError` before any data is built."""
+    check_keys(config, TOP_LEVEL_KEYS, "")
     backend_cfg, task_cfg = dict(config["backend"]), dict(config["task"])
     backend = registry.backend(backend_cfg.pop("name"))
     task = registry.task(task_cfg.pop("name"))
     model_cfg = {k: v for k, v in config["model"].items() if k != "name"}
-    check_logger_settings(config.get("logger") or {})
+    _check_logger(config.get("logger") or {})
     _check_resume(config.get("resume", "auto"))
+    _check_seed_and_threads(config.get("seed", 0), config.get("threads"))
+    trainer = trainer_settings(config.get("trainer") or {})
+    check_devices(trainer)
     return RunPlan(
         backend=backend,
         backend_options=build_options(backend.options, backend_cfg, "backend"),
@@ -55,6 +90,7 @@ def plan_run(config: dict[str, Any], registry: Registry) -> RunPlan:
         optim=build_options(OptimSettings, config.get("optim"), "optim"),
         heatmaps=build_options(HeatmapSettings, config.get("heatmaps"), "heatmaps"),
         measure=build_options(MeasureSettings, config.get("measure"), "measure"),
+        trainer=trainer,
         config=config,
     )
 
@@ -63,3 +99,53 @@ def _check_resume(value: Any) -> None:
     """``auto``, ``true`` or ``false`` only: ``1`` or ``0`` equal a bool but are not one."""
     if value != "auto" and not isinstance(value, bool):
         raise UserError(f"resume={value!r} is not allowed; choose one of: auto, true, false")
+
+
+def trainer_settings(node: dict[str, Any]) -> TrainerSettings:
+    """The checked trainer settings; other keys must be ``lightning.Trainer`` keywords
+    (their values Lightning checks) and not ones the runner sets itself."""
+    import lightning
+
+    fields = {f.name for f in dataclasses.fields(TrainerSettings)}
+    keywords = set(inspect.signature(lightning.Trainer).parameters) - {"self"}
+    for key in node:
+        if key in RUNNER_SETS:
+            raise UserError(f"trainer.{key} is set by xbench; use {RUNNER_SETS[key]} instead")
+        if key not in fields and key not in keywords:
+            hint = did_you_mean(key, sorted(fields | keywords))
+            raise UserError(f"unknown key 'trainer.{key}': not a lightning.Trainer keyword.{hint}")
+    settings = build_options(TrainerSettings, {k: node[k] for k in node if k in fields}, "trainer")
+    _check_strategy(settings.strategy)
+    return settings
+
+
+def _check_strategy(name: str) -> None:
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    known = ["auto", *StrategyRegistry.available_strategies()]
+    if name not in known:
+        raise UserError(
+            f"trainer.strategy={name!r} is not one of Lightning's strategies."
+            + (did_you_mean(name, known) or f" Known: {', '.join(known)}.")
+        )
+
+
+def _check_logger(settings: dict[str, Any]) -> None:
+    check_logger_settings(settings)
+    name = settings.get("name", "none")
+    check_keys(settings, LOGGER_KEYS[name], "logger")
+    if name == "wandb":
+        for key in ("project", "entity", "group"):
+            if settings.get(key) is not None and not isinstance(settings[key], str):
+                raise UserError(f"logger.{key}={settings[key]!r} must be text or null")
+        tags = settings.get("tags") or []
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise UserError(f"logger.tags={tags!r} must be a list of text")
+
+
+def _check_seed_and_threads(seed: Any, threads: Any) -> None:
+    """Whole numbers as given: ``seed=1.5`` or ``threads=2.5`` is an error, not a rounding."""
+    if not is_whole_number(seed):
+        raise UserError(f"seed={seed!r} must be a whole number")
+    if threads is not None and not (is_whole_number(threads) and threads >= 1):
+        raise UserError(f"threads={threads!r} must be a whole number >= 1 or null")
