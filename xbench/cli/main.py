@@ -102,7 +102,7 @@ def check_before_launch(parsed, registry) -> None:
     """Compose and plan what Hydra is about to run — one cell, or for a sweep every swept
     value — so that a bad name or value is one line (exit 2) before any cell starts."""
     from xbench.config.compose import CONFIG_NAME
-    from xbench.config.preflight import compose_run_config, sweep_cells
+    from xbench.config.preflight import check_output_root, compose_run_config, sweep_cells
     from xbench.run.plan import plan_run
 
     cells = sweep_cells(parsed.overrides) if parsed.multirun else [parsed.overrides]
@@ -111,6 +111,7 @@ def check_before_launch(parsed, registry) -> None:
         config = compose_run_config(overrides, parsed.config_name or CONFIG_NAME)
         if not only_shows:
             plan_run(config, registry)
+            check_output_root(config["output_root"])
 
 
 def _hydra_job(cfg) -> None:

@@ -5,8 +5,10 @@ did-you-mean, and every cell of a sweep can be planned before the first one star
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from xbench.api.errors import UserError, first_line
@@ -124,3 +126,18 @@ def sweep_cells(overrides: Sequence[str]) -> list[list[str]]:
     for i, values in enumerate(choices):
         cells += [[*first[:i], value, *first[i + 1 :]] for value in values[1:]]
     return cells
+
+
+def check_output_root(root: str | Path) -> None:
+    """The folder every run and sweep writes under must be one xbench can create and write:
+    a path through a regular file, or a read-only location, is one line before anything
+    runs (Hydra would otherwise fail with a traceback while making the run folder)."""
+    path = Path(root).expanduser().absolute()
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    advice = "set output_root (or XBENCH_OUTPUT_DIR) to a writable folder"
+    if not existing.is_dir():
+        raise UserError(f"output_root={root}: {existing} is not a folder; {advice}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"output_root={root}: {existing} is not writable; {advice}")
