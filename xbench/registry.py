@@ -11,7 +11,6 @@ run with the plugin's name in a context variable that ``register`` reads.
 from __future__ import annotations
 
 import contextvars
-import difflib
 import functools
 import importlib.metadata
 import inspect
@@ -25,7 +24,7 @@ import pluggy
 
 from xbench.api import hooks
 from xbench.api.backend import BackendSpec
-from xbench.api.errors import PluginError, UserError
+from xbench.api.errors import PluginError, UserError, did_you_mean
 from xbench.api.options import check_options_class
 from xbench.api.task import MODALITIES, TaskSpec
 
@@ -71,8 +70,7 @@ def _lookup(table: dict[str, Registered], name: str, kind: str) -> Registered:
     if name in table:
         return table[name]
     installed = ", ".join(sorted(table)) or "none"
-    close = difflib.get_close_matches(str(name), table, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(name, table)
     raise UserError(f"unknown {kind} {name!r}; installed {kind}s: {installed}.{hint}")
 
 

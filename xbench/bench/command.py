@@ -11,7 +11,6 @@ Presets are the ``bench`` group (``configs/bench``): ``bench=quick|scaling|real_
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import time
 from dataclasses import dataclass
 from importlib.resources import files
@@ -22,7 +21,7 @@ import torch
 from rich.console import Console
 
 from xbench.api.backend import AttentionBackend
-from xbench.api.errors import UserError, first_line
+from xbench.api.errors import UserError, did_you_mean, first_line
 from xbench.bench import analysis, grid, output, timing
 from xbench.measure.inputs import DTYPES, input_bytes
 from xbench.registry import Registry
@@ -142,8 +141,7 @@ def _check_preset(overrides: list[str]) -> None:
         if _key(override) == "bench":
             name = override.split("=", 1)[1]
             if name not in available:
-                close = difflib.get_close_matches(name, available, n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
+                hint = did_you_mean(name, available)
                 raise UserError(
                     f"unknown bench preset {name!r}; choose one of: {', '.join(available)}.{hint}"
                 )

@@ -4,23 +4,16 @@ did-you-mean, and every cell of a sweep can be planned before the first one star
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from xbench.api.errors import UserError, first_line
+from xbench.api.errors import UserError, did_you_mean, first_line
 
 _NOT_FOUND = re.compile(r"Could not (?:find|load) '([^']+)'")
 _NOT_OVERRIDABLE = re.compile(r"Could not override '([^']+)'")
-
-
-def did_you_mean(name: str, options: Iterable[str]) -> str:
-    """`` Did you mean 'x'?`` for the closest option, or ""."""
-    close = difflib.get_close_matches(str(name), [str(o) for o in options], n=1)
-    return f" Did you mean {close[0]!r}?" if close else ""
 
 
 def check_keys(node: Mapping[str, Any], known: Sequence[str], where: str) -> None:

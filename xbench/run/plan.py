@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from xbench.api.backend import BackendSpec
-from xbench.api.errors import UserError
+from xbench.api.errors import UserError, did_you_mean
 from xbench.api.options import build_options
 from xbench.api.task import TaskSpec
-from xbench.config.preflight import check_keys, did_you_mean
+from xbench.config.preflight import check_keys
 from xbench.config.settings import (
     HeatmapSettings,
     MeasureSettings,
