@@ -28,6 +28,8 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 # public name -> the module that defines it
 _EXPORTS = {
     "AttentionBackend": "xbench.api.backend",
+    "PreparedMemory": "xbench.api.backend",
+    "QueryPositions": "xbench.api.backend",
     "BackendSpec": "xbench.api.backend",
     "default_scale": "xbench.api.backend",
     "masked_softmax_weights": "xbench.api.backend",
@@ -69,6 +71,8 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "AttentionBackend",
+    "PreparedMemory",
+    "QueryPositions",
     "BackendSpec",
     "default_scale",
     "masked_softmax_weights",
@@ -120,6 +124,8 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from xbench.api.backend import (
         AttentionBackend,
+        PreparedMemory,
+        QueryPositions,
         BackendSpec,
         default_scale,
         masked_softmax_weights,

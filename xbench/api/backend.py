@@ -10,13 +10,29 @@ may keep per-layer state (caches, learned parameters, buffers, statistics) in ``
 ``build`` must therefore return a new object on each call. The runner builds one more
 instance to ask ``supports()`` before training; what it measures and records
 (``describe()``) is the last decoder layer's instance, the one the heatmaps draw.
+
+**Static memory.** Cross-attention's keys and values come from the encoder and stay fixed
+while the decoder writes its output. The model therefore calls :meth:`AttentionBackend.prepare`
+once per source and layer, turning ``k, v`` and the padding mask into the backend's own
+:class:`PreparedMemory`, and then :meth:`AttentionBackend.attend` for every query block:
+the whole target at once in a teacher-forced pass, one row per sequence at each step of
+cached decoding. The defaults keep ``k, v, mask`` as they are and call ``forward``, so a
+backend that only implements ``forward`` works unchanged; one that overrides ``prepare``
+(folding φ(K)ᵀV once, building a block structure, packing K/V) must override ``attend``.
+
+**Query positions.** ``attend`` also gets the :class:`QueryPositions` of its queries: which
+decoder columns they are and how many columns the sequence spans. A position-dependent
+pattern (a sparse layout that aligns query ``i`` to key block ≈ ``i·Nk/Nq``) aligns with
+those instead of ``q``'s row count, so a token sees the same keys whether it arrives with
+the whole target (teacher forcing) or alone (a decode step). ``forward`` is the special
+case ``QueryPositions(start=0, total=Nq)``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -40,6 +56,75 @@ RESERVED_DESCRIBE_KEYS: Mapping[str, type | tuple[type, ...]] = {
     "kept_fraction": (float, int),
     "implementation": str,
 }
+
+
+@dataclass(frozen=True)
+class QueryPositions:
+    """Where a call's queries sit in the decoder's token sequence.
+
+    ``q``'s ``Nq`` rows are the decoder columns ``start, start + 1, …, start + Nq − 1`` of a
+    sequence of ``total`` columns. Columns are shared by the batch: a left-padded prompt's
+    padding counts as columns, and ``total`` is the prompt width plus the model's decoding
+    budget, the same number in the teacher-forced pass and at every decode step of one
+    batch. An alignment that depends on positions must depend on these two numbers only.
+    """
+
+    start: int
+    total: int
+
+    def __post_init__(self) -> None:
+        if self.start < 0 or self.total < 1 or self.start >= self.total:
+            raise ValueError(f"QueryPositions(start={self.start}, total={self.total}) is empty")
+
+    @classmethod
+    def whole(cls, nq: int) -> QueryPositions:
+        """The positions ``forward`` implies: every column, the first first."""
+        return cls(start=0, total=nq)
+
+    def check(self, nq: int) -> None:
+        """Raise when ``nq`` queries from ``start`` run past ``total``."""
+        if self.start + nq > self.total:
+            raise ValueError(
+                f"{nq} queries from column {self.start} run past the {self.total} columns"
+            )
+
+
+@dataclass(frozen=True)
+class PreparedMemory:
+    """One layer's encoder memory as a backend keeps it for every query of one source.
+
+    The default keeps ``k (B, H, Nk, D)``, ``v (B, H, Nk, Dv)``, the padding mask and the
+    softmax temperature; a backend subclasses it (a frozen dataclass) to add its own state,
+    e.g. linear attention's ``Σ φ(k) vᵀ``. ``k`` and ``v`` stay available to every backend:
+    heatmaps and the conformance kit read them.
+    """
+
+    k: Tensor
+    v: Tensor
+    key_padding_mask: Tensor | None = None
+    scale: float | None = None
+
+    @property
+    def batch(self) -> int:
+        return self.k.shape[0]
+
+    @property
+    def keys(self) -> int:
+        """Nk, the stored key positions (padding included)."""
+        return self.k.shape[2]
+
+    def select(self, index: Tensor) -> PreparedMemory:
+        """The memory of batch items ``index`` (beam search, or dropping finished items).
+
+        The default slices every tensor field along the batch dimension; a subclass whose
+        state is not batch-first must override it.
+        """
+        changes = {
+            name: getattr(self, name).index_select(0, index)
+            for name in self.__dataclass_fields__
+            if isinstance(getattr(self, name), Tensor)
+        }
+        return replace(self, **changes)
 
 
 class AttentionBackend(nn.Module):
@@ -86,6 +171,35 @@ class AttentionBackend(nn.Module):
         """What actually ran; stored in the run record. JSON only. The keys in
         :data:`RESERVED_DESCRIBE_KEYS` have a fixed meaning and type; others are free."""
         return {}
+
+    def prepare(
+        self,
+        k: Tensor,
+        v: Tensor,
+        key_padding_mask: Tensor | None = None,
+        scale: float | None = None,
+    ) -> PreparedMemory:
+        """This layer's state for one source, built once and read by every :meth:`attend`.
+
+        Called inside the model's graph: in training its result must stay differentiable
+        in ``k`` and ``v``. The default keeps the inputs as they are.
+        """
+        return PreparedMemory(k, v, key_padding_mask, scale)
+
+    def attend(
+        self, q: Tensor, memory: PreparedMemory, positions: QueryPositions | None = None
+    ) -> Tensor:
+        """``out (B, H, Nq, Dv)`` of queries at ``positions`` (default: the whole sequence)
+        against a prepared memory. Equals ``forward(q, k, v, mask, scale)`` for
+        ``positions=None``; the default calls it and ignores positions."""
+        return self(q, memory.k, memory.v, memory.key_padding_mask, memory.scale)
+
+    def attend_weights(
+        self, q: Tensor, memory: PreparedMemory, positions: QueryPositions | None = None
+    ) -> Tensor:
+        """The (B, H, Nq, Nk) weights :meth:`attend` applies (heatmaps of the model's own
+        pass); the default is :meth:`attention_weights`, right for position-free backends."""
+        return self.attention_weights(q, memory.k, memory.v, memory.key_padding_mask, memory.scale)
 
 
 def describe_problem(described: Any) -> str | None:

@@ -8,6 +8,11 @@ measure it.
   each on the next of the rotated input sets (:mod:`xbench.measure.inputs`);
 - memory is one more call under :func:`xbench.measure.memory.peak_memory_bytes`.
 
+A ``decode`` shape times ``attend`` of its Nq query rows (1: one decode step) against the
+memory ``prepare`` built from each input set beforehand; ``prepare`` is timed apart
+(``Measurement.prepare``), as a decoder pays it once per source and layer. A real batch's
+padding mask may replace the drawn one (``mask=``): ragged as the task produces it.
+
 A call that does not fit is ``oom``, one the backend refuses (its ``supports()`` reason,
 or no gradient for ``fwd+bwd``) is ``unsupported``, anything else that raises is
 ``failed``: a typed :class:`~xbench.measure.types.Measurement`, never an exception.
@@ -19,18 +24,19 @@ after Lightning's test, which leaves the model on the CPU); its training mode is
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import traceback
 from collections.abc import Callable
 
 import torch
 
-from xbench.api.backend import AttentionBackend
+from xbench.api.backend import AttentionBackend, PreparedMemory
 from xbench.api.errors import first_line
 from xbench.measure.clock import time_call
 from xbench.measure.flops import attention_flops
-from xbench.measure.inputs import AttentionInputs, make_inputs
+from xbench.measure.inputs import AttentionInputs, kv_bytes, make_inputs, padded_share
 from xbench.measure.memory import call_memory, is_out_of_memory
-from xbench.measure.types import AttentionShape, Measurement
+from xbench.measure.types import AttentionShape, Latency, Measurement
 
 REASON_CHARS = 300  # a typed reason is one line a table cell can show
 
@@ -40,8 +46,11 @@ class NotDifferentiable(Exception):
 
 
 def attention_call(backend: AttentionBackend, inputs: AttentionInputs) -> Callable[[], object]:
-    """One call on the next input set: forward under no_grad, or (``fwd+bwd``) forward and
-    the gradients of q, k, v for the stored output gradient."""
+    """One call on the next input set: forward under no_grad, ``attend`` against the set's
+    prepared memory (``decode``), or (``fwd+bwd``) forward and the gradients of q, k, v for
+    the stored output gradient."""
+    if inputs.shape.passes == "decode":
+        return decode_call(backend, inputs)
 
     def forward():
         q, k, v = inputs.next()
@@ -58,6 +67,28 @@ def attention_call(backend: AttentionBackend, inputs: AttentionInputs) -> Callab
     return forward_backward if inputs.shape.passes == "fwd+bwd" else forward
 
 
+def prepare_memories(backend: AttentionBackend, inputs: AttentionInputs) -> list[PreparedMemory]:
+    """Each input set's memory, as the decoder prepares it once per source."""
+    with torch.no_grad():
+        return [backend.prepare(k, v, inputs.mask) for _, k, v in inputs.sets]
+
+
+def decode_call(
+    backend: AttentionBackend, inputs: AttentionInputs, memories: list[PreparedMemory] | None = None
+) -> Callable[[], object]:
+    """``attend`` of the next set's queries against that set's prepared memory."""
+    memories = memories or prepare_memories(backend, inputs)
+    queries = [q for q, _, _ in inputs.sets]
+    pairs = itertools.cycle(zip(queries, memories, strict=True))
+
+    def step():
+        q, memory = next(pairs)
+        with torch.no_grad():
+            return backend.attend(q, memory)
+
+    return step
+
+
 def measure_cross_attention(
     backend: AttentionBackend,
     shape: AttentionShape,
@@ -67,18 +98,25 @@ def measure_cross_attention(
     input_sets: int = 1,
     rotate_budget_bytes: float | None = None,
     seed: int = 0,
+    mask: torch.Tensor | None = None,
 ) -> Measurement:
     """Latency (cold, then median and IQR), memory and FLOPs of ``backend`` at ``shape``,
-    or the typed reason it could not be measured."""
+    or the typed reason it could not be measured. ``mask`` (B, Nk) replaces the drawn
+    padding (its padded share is recorded in the shape)."""
+    if mask is not None:
+        shape = dataclasses.replace(shape, padded_fraction=padded_share(mask))
     device = torch.device(shape.device)
     was_training = backend.training
+    prepare = None
     try:
         backend.to(device).eval()  # its parameters where the inputs are; dropout off
-        inputs = make_inputs(shape, input_sets, seed, rotate_budget_bytes)
+        inputs = make_inputs(shape, input_sets, seed, rotate_budget_bytes, mask=mask)
         q, k, v = inputs.sets[0]
         reason = backend.supports(q, k, v, inputs.mask)
         if reason:
             return Measurement(shape, status="unsupported", reason=reason)
+        if shape.passes == "decode":
+            prepare = time_prepare(backend, inputs, device, warmup, repeats)
         call = attention_call(backend, inputs)
         cold = time_call(call, device, warmup=0, repeats=1).median_ms
         latency = dataclasses.replace(time_call(call, device, warmup, repeats), cold_ms=cold)
@@ -107,4 +145,24 @@ def measure_cross_attention(
         flops=attention_flops(shape),
         describe=describe,
         input_sets=len(inputs.sets),
+        prepare=prepare,
+        bytes_moved=kv_bytes(shape),
     )
+
+
+def time_prepare(
+    backend: AttentionBackend,
+    inputs: AttentionInputs,
+    device: torch.device,
+    warmup: int,
+    repeats: int,
+) -> Latency:
+    """Milliseconds of ``prepare`` on the first input set (cold call apart, as for steps)."""
+    _, k, v = inputs.sets[0]
+
+    def prepare():
+        with torch.no_grad():
+            return backend.prepare(k, v, inputs.mask)
+
+    cold = time_call(prepare, device, warmup=0, repeats=1).median_ms
+    return dataclasses.replace(time_call(prepare, device, warmup, repeats), cold_ms=cold)

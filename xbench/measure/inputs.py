@@ -27,6 +27,18 @@ def input_bytes(shape: AttentionShape) -> int:
     return elements * element
 
 
+def kv_bytes(shape: AttentionShape) -> int:
+    """Bytes of k and v: what an exact decode step must read, whatever Nq."""
+    return DTYPES[shape.dtype].itemsize * shape.batch * shape.heads * shape.nk * 2 * shape.head_dim
+
+
+def padded_share(mask: torch.Tensor | None) -> float | None:
+    """The share of keys a (B, Nk) mask hides, rounded for records; None without a mask."""
+    if mask is None:
+        return None
+    return round(1.0 - mask.float().mean().item(), 4)
+
+
 def padding_mask(
     batch: int, nk: int, padded_fraction: float | None, device: torch.device | str = "cpu"
 ) -> torch.Tensor | None:
@@ -70,10 +82,15 @@ class AttentionInputs:
 
 
 def make_inputs(
-    shape: AttentionShape, sets: int = 1, seed: int = 0, budget_bytes: float | None = None
+    shape: AttentionShape,
+    sets: int = 1,
+    seed: int = 0,
+    budget_bytes: float | None = None,
+    mask: torch.Tensor | None = None,
 ) -> AttentionInputs:
     """``sets`` random input sets drawn on the shape's device (fewer when they would pass
-    ``budget_bytes``, never none); they require gradients when ``shape.passes`` is ``fwd+bwd``."""
+    ``budget_bytes``, never none); they require gradients when ``shape.passes`` is ``fwd+bwd``.
+    ``mask`` (B, Nk), e.g. a real batch's padding, replaces the shape's drawn mask."""
     device, dtype = torch.device(shape.device), DTYPES[shape.dtype]
     grad = shape.passes == "fwd+bwd"
     if budget_bytes is not None:
@@ -89,6 +106,10 @@ def make_inputs(
     return AttentionInputs(
         shape=shape,
         sets=drawn,
-        mask=padding_mask(shape.batch, shape.nk, shape.padded_fraction, device),
+        mask=(
+            padding_mask(shape.batch, shape.nk, shape.padded_fraction, device)
+            if mask is None
+            else mask.to(device=device, dtype=torch.bool)
+        ),
         grad_out=tensor(shape.nq).detach() if grad else None,
     )

@@ -15,7 +15,10 @@ from typing import Any
 from xbench.jsonable import Jsonable
 
 MEASUREMENT_STATUSES = ("ok", "oom", "unsupported", "failed")
-PASSES = ("fwd", "fwd+bwd")  # AttentionShape.passes: forward only, or forward + input gradients
+#: AttentionShape.passes: forward only; forward + input gradients (a training step); or one
+#: decode step, ``attend`` of Nq query rows per sequence against a memory prepared before
+#: timing (``prepare`` once per source, its cost reported apart).
+PASSES = ("fwd", "fwd+bwd", "decode")
 FLOPS_CONVENTION = "FlashAttention: forward = 4*B*H*Nq*Nk*D, forward+backward = 3.5x forward"
 
 
@@ -78,7 +81,8 @@ class AttentionShape(AttentionSizes):
 
     ``padded_fraction`` is the share of keys the padding mask hides (0.0: a mask with every
     key real; None: no mask passed). Above 0 the real lengths are ragged across the batch,
-    as in a padded batch of real sequences (see :func:`xbench.measure.inputs.padding_mask`).
+    as in a padded batch of real sequences (see :func:`xbench.measure.inputs.padding_mask`);
+    a measurement given a real batch's mask records that mask's padded share here.
     """
 
     device: str
@@ -92,6 +96,9 @@ class Measurement(Jsonable):
 
     ``input_sets`` is how many input sets the timed calls cycled through; ``detail`` is the
     tail of the traceback of a ``failed`` measurement (where in the backend it broke).
+    ``prepare`` (``decode`` only) is the one-off cost of ``prepare`` per source, timed apart
+    from the steps; ``bytes_moved`` is the K+V bytes one call must read, the roof of a
+    memory-bound decode step (:attr:`bytes_per_second`).
     """
 
     shape: AttentionShape
@@ -103,6 +110,8 @@ class Measurement(Jsonable):
     describe: dict[str, Any] = field(default_factory=dict)
     input_sets: int | None = None
     detail: str | None = None
+    prepare: Latency | None = None
+    bytes_moved: int | None = None
 
     def __post_init__(self) -> None:
         if self.status not in MEASUREMENT_STATUSES:
@@ -120,3 +129,10 @@ class Measurement(Jsonable):
         if self.flops is None or self.latency is None:
             return None
         return self.flops.tflops(self.latency)
+
+    @property
+    def bytes_per_second(self) -> float | None:
+        """K+V bytes read per second at the median latency (a decode step's roof)."""
+        if self.bytes_moved is None or self.latency is None:
+            return None
+        return self.bytes_moved / max(self.latency.median_ms * 1e-3, 1e-12)
