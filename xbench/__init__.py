@@ -124,9 +124,9 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from xbench.api.backend import (
         AttentionBackend,
+        BackendSpec,
         PreparedMemory,
         QueryPositions,
-        BackendSpec,
         default_scale,
         masked_softmax_weights,
         zero_empty_rows,
