@@ -6,7 +6,10 @@ side can be summed once and reused by every query::
     out_i = φ(q_i)ᵀ S / max(φ(q_i)ᵀ z, eps),   S = Σ_j m_j φ(k_j) v_jᵀ,   z = Σ_j m_j φ(k_j)
 
 with ``m_j`` the key padding mask. That costs O((Nq + Nk)·F·Dv) time and O((Nq + Nk)·F)
-memory for F features. Feature maps:
+memory for F features. ``prepare`` folds the key side into a :class:`LinearMemory` once per
+source (S, z and favor's ω), so every ``attend`` — a whole target or one decode step — costs
+O(F·Dv) per query whatever Nk. ``forward`` is ``attend(q, prepare(k, v, mask, scale))``.
+Feature maps:
 
 - ``elu``: φ(x) = elu(x) + 1 (Katharopoulos et al., 2020). Positive, deterministic, F = D.
 - ``favor``: Performer's FAVOR+ positive orthogonal random features,
@@ -25,14 +28,20 @@ accumulated in float32 and the output is returned in the input dtype.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 import xbench
-from xbench.api.backend import AttentionBackend, BackendSpec, default_scale
+from xbench.api.backend import (
+    AttentionBackend,
+    BackendSpec,
+    PreparedMemory,
+    QueryPositions,
+    default_scale,
+)
 from xbench.api.options import option
 
 FEATURE_MAPS = ("elu", "favor")
@@ -63,6 +72,25 @@ def orthogonal_random_features(num: int, dim: int, generator: torch.Generator) -
         blocks.append(q.T[: min(dim, num - start)])
     norms = torch.randn(num, dim, generator=generator).norm(dim=1, keepdim=True)
     return torch.cat(blocks) * norms
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinearMemory(PreparedMemory):
+    """One source's folded key side: all a query needs, in the accumulation dtype.
+
+    ``state`` is S = Σ_j m_j φ(k_j) v_jᵀ (B, H, F, Dv), ``normaliser`` is z = Σ_j m_j φ(k_j)
+    (B, H, F), and ``omega`` favor's (F, D) projection the keys were mapped with (None for
+    elu), so every query of the source uses the same features even if training redraws.
+    """
+
+    state: Tensor
+    normaliser: Tensor
+    omega: Tensor | None = None
+
+    def select(self, index: Tensor) -> LinearMemory:
+        """Batch items ``index``; ω is shared by the batch, so it is kept whole."""
+        batch_first = PreparedMemory.select(replace(self, omega=None), index)
+        return replace(batch_first, omega=self.omega)
 
 
 class LinearAttention(AttentionBackend):
@@ -99,11 +127,41 @@ class LinearAttention(AttentionBackend):
         scale: float | None = None,
     ) -> Tensor:
         """``scale`` defaults to 1/sqrt(D); favor uses it, elu has no temperature to set."""
-        phi_q, phi_k = self._feature_pair(q, k, key_padding_mask, scale)
-        v = v.to(phi_k.dtype)
-        state = torch.matmul(phi_k.transpose(-2, -1), v)  # (B, H, F, Dv)
-        normaliser = torch.matmul(phi_q, phi_k.sum(dim=-2).unsqueeze(-1))  # (B, H, Nq, 1)
-        return (torch.matmul(phi_q, state) / self._safe(normaliser)).to(q.dtype)
+        return self.attend(q, self.prepare(k, v, key_padding_mask, scale))
+
+    def prepare(
+        self,
+        k: Tensor,
+        v: Tensor,
+        key_padding_mask: Tensor | None = None,
+        scale: float | None = None,
+    ) -> LinearMemory:
+        """Fold the keys into S and z, once per source (favor's ω is drawn here, if at all)."""
+        omega = self._projection(k.shape[-1], k.device) if self.feature_map == "favor" else None
+        phi_k = self._key_features(k, key_padding_mask, scale, omega)
+        state = torch.matmul(phi_k.transpose(-2, -1), v.to(phi_k.dtype))  # (B, H, F, Dv)
+        normaliser = phi_k.sum(dim=-2)  # (B, H, F)
+        return LinearMemory(
+            k, v, key_padding_mask, scale, state=state, normaliser=normaliser, omega=omega
+        )
+
+    def attend(
+        self, q: Tensor, memory: LinearMemory, positions: QueryPositions | None = None
+    ) -> Tensor:
+        """φ(q)ᵀS / max(φ(q)ᵀz, eps) against this backend's :meth:`prepare`: reads S, z and ω
+        only, never the Nk keys. Linear attention has no positions to honour."""
+        phi_q = self._query_features(q, memory)
+        normaliser = torch.matmul(phi_q, memory.normaliser.unsqueeze(-1))  # (B, H, Nq, 1)
+        return (torch.matmul(phi_q, memory.state) / self._safe(normaliser)).to(q.dtype)
+
+    def attend_weights(
+        self, q: Tensor, memory: LinearMemory, positions: QueryPositions | None = None
+    ) -> Tensor:
+        """Dense normalised φ(q)φ(k)ᵀ with the memory's features (small inputs only)."""
+        phi_q = self._query_features(q, memory)
+        phi_k = self._key_features(memory.k, memory.key_padding_mask, memory.scale, memory.omega)
+        scores = torch.matmul(phi_q, phi_k.transpose(-2, -1))
+        return (scores / self._safe(scores.sum(dim=-1, keepdim=True))).to(q.dtype)
 
     def attention_weights(
         self,
@@ -113,10 +171,8 @@ class LinearAttention(AttentionBackend):
         key_padding_mask: Tensor | None = None,
         scale: float | None = None,
     ) -> Tensor:
-        """Dense normalised φ(q)φ(k)ᵀ, the weights forward applies implicitly (small inputs)."""
-        phi_q, phi_k = self._feature_pair(q, k, key_padding_mask, scale)
-        scores = torch.matmul(phi_q, phi_k.transpose(-2, -1))
-        return (scores / self._safe(scores.sum(dim=-1, keepdim=True))).to(q.dtype)
+        """The weights forward applies implicitly, densely (small inputs)."""
+        return self.attend_weights(q, self.prepare(k, v, key_padding_mask, scale))
 
     def supports(self, q, k, v, key_padding_mask=None) -> str | None:
         if not all(t.is_floating_point() for t in (q, k, v)):
@@ -133,28 +189,29 @@ class LinearAttention(AttentionBackend):
         normaliser = normaliser.clamp_min(self.eps)
         return torch.where(normaliser > 0, normaliser, torch.ones_like(normaliser))
 
-    def _feature_pair(
-        self, q: Tensor, k: Tensor, key_padding_mask: Tensor | None, scale: float | None
-    ) -> tuple[Tensor, Tensor]:
-        """(φ(q), φ(k)) in the accumulation dtype; padded keys have all-zero features."""
-        dtype = torch.float32 if q.dtype in (torch.float16, torch.bfloat16) else q.dtype
-        q, k = q.to(dtype), k.to(dtype)
+    def _key_features(
+        self, k: Tensor, key_padding_mask: Tensor | None, scale: float | None, omega: Tensor | None
+    ) -> Tensor:
+        """φ(k) in the accumulation dtype; padded keys have all-zero features."""
+        k = k.to(_accumulation_dtype(k.dtype))
         keep = None if key_padding_mask is None else key_padding_mask[:, None, :, None]
-        if self.feature_map == "elu":
-            self.last_feature_dim = q.shape[-1]
+        if omega is None:
+            self.last_feature_dim = k.shape[-1]
             phi_k = F.elu(k) + 1
-            return F.elu(q) + 1, phi_k if keep is None else phi_k.masked_fill(~keep, 0.0)
-        scale = default_scale(q, scale)
-        if scale < 0:
-            raise ValueError(f"favor needs scale >= 0, got {scale}")
-        omega = self._projection(q.shape[-1], q.device).to(dtype)
-        root = math.sqrt(scale)
-        phi_q = _favor_features(_favor_logits(q * root, omega), dims=(-1,))
-        logits_k = _favor_logits(k * root, omega)
+            return phi_k if keep is None else phi_k.masked_fill(~keep, 0.0)
+        logits = _favor_logits(k * _favor_root(k, scale), omega.to(k.dtype))
         if keep is not None:
-            logits_k = logits_k.masked_fill(~keep, float("-inf"))
+            logits = logits.masked_fill(~keep, float("-inf"))
         # One shift per (batch, head) over all keys and features: it cancels in the ratio.
-        return phi_q, _favor_features(logits_k, dims=(-2, -1))
+        return _favor_features(logits, dims=(-2, -1))
+
+    def _query_features(self, q: Tensor, memory: LinearMemory) -> Tensor:
+        """φ(q) in the memory's dtype, with the features its keys were mapped with."""
+        q = q.to(memory.state.dtype)
+        if memory.omega is None:
+            return F.elu(q) + 1
+        logits = _favor_logits(q * _favor_root(q, memory.scale), memory.omega.to(q.dtype))
+        return _favor_features(logits, dims=(-1,))
 
     def _projection(self, head_dim: int, device: torch.device) -> Tensor:
         """ω for this head dim: seeded on first use, redrawn per training call if asked."""
@@ -173,6 +230,19 @@ class LinearAttention(AttentionBackend):
         if saved is not None and (self.features is None or self.features.shape != saved.shape):
             self.features = torch.empty_like(saved)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float32 for half-precision inputs, the input dtype otherwise."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def _favor_root(x: Tensor, scale: float | None) -> float:
+    """sqrt(scale): favor maps x·sqrt(scale), so φ(q)ᵀφ(k) estimates exp(q·k·scale)."""
+    scale = default_scale(x, scale)
+    if scale < 0:
+        raise ValueError(f"favor needs scale >= 0, got {scale}")
+    return math.sqrt(scale)
 
 
 def _favor_logits(x: Tensor, omega: Tensor) -> Tensor:

@@ -2,7 +2,10 @@
 
 Each query block reads only the key blocks its layout keeps (see
 :mod:`xbench_plugins.sparse_patterns`), so cost and memory grow with the kept pairs, not
-with Nq·Nk. It is an approximation (``exact=False``), checked against its own definition:
+with Nq·Nk. The layout is built for the decoder's ``total`` columns and ``attend`` computes
+the rows of its queries' columns (:class:`xbench.api.backend.QueryPositions`): a decode step
+of one row reads only its query block's kept keys, the same keys the teacher-forced pass
+gives that token. It is an approximation (``exact=False``), checked against its own definition:
 softmax over the real keys of the kept blocks; a query with no such key returns zeros.
 
 Two implementations compute the same thing:
@@ -32,9 +35,21 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import xbench
-from xbench.api.backend import AttentionBackend, BackendSpec, default_scale
+from xbench.api.backend import (
+    AttentionBackend,
+    BackendSpec,
+    PreparedMemory,
+    QueryPositions,
+    default_scale,
+)
 from xbench.api.options import option
-from xbench_plugins.sparse_patterns import PATTERNS, block_count, block_layout, element_mask
+from xbench_plugins.sparse_patterns import (
+    PATTERNS,
+    block_count,
+    block_layout,
+    element_mask,
+    query_rows,
+)
 
 # Timed calls per implementation when FlexAttention is raced against the blocks path.
 RACE_REPEATS = 5
@@ -58,8 +73,13 @@ class SparseOptions:
     seed: int = option(0, help="bigbird: seed of the random blocks")
 
 
+#: (total, Nk, start, Nq): the layout's lengths and which of its query columns a call computes.
+Span = tuple[int, int, int, int]
+
+
 class SparseAttention(AttentionBackend):
-    """Block-sparse softmax attention; layouts and FlexAttention masks cached per shape."""
+    """Block-sparse softmax attention; layouts, work lists and FlexAttention masks cached per
+    span of query columns."""
 
     #: Device types on which FlexAttention is tried first (its kernels are Triton's).
     flex_devices: tuple[str, ...] = ("cuda",)
@@ -71,7 +91,7 @@ class SparseAttention(AttentionBackend):
         super().__init__()
         self.options = options
         self._layouts: dict[tuple, Tensor] = {}
-        self._kept_fractions: dict[tuple[int, int], float] = {}
+        self._kept_fractions: dict[Span, float] = {}
         self._block_masks: dict[tuple, Any] = {}
         self._groups: dict[tuple, list[RowGroup]] = {}
         self._flex_routes: dict[tuple, str] = {}  # input signature -> implementation
@@ -83,7 +103,8 @@ class SparseAttention(AttentionBackend):
         self.flex_error: str | None = None
 
     def layout(self, nq: int, nk: int, device: torch.device | str = "cpu") -> Tensor:
-        """The bool (nQb, nKb) block layout for these lengths, cached per (Nq, Nk, device)."""
+        """The bool (nQb, nKb) block layout of ``nq`` query columns (a sequence's ``total``)
+        and ``nk`` keys, cached per (Nq, Nk, device)."""
         device = torch.device(device)
         key = (nq, nk, device)
         if key not in self._layouts:
@@ -99,7 +120,6 @@ class SparseAttention(AttentionBackend):
                 seed=o.seed,
             )
             self._layouts[key] = layout.to(device)
-            self._kept_fractions[(nq, nk)] = layout.float().mean().item()  # no sync later
         return self._layouts[key]
 
     def forward(
@@ -110,18 +130,23 @@ class SparseAttention(AttentionBackend):
         key_padding_mask: Tensor | None = None,
         scale: float | None = None,
     ) -> Tensor:
-        scale = default_scale(q, scale)
-        nq, nk = q.shape[2], k.shape[2]
-        layout = self.layout(nq, nk, q.device)
-        self.last_kept_fraction = self._kept_fractions[(nq, nk)]
+        return self.attend(q, PreparedMemory(k, v, key_padding_mask, scale))
+
+    def attend(
+        self, q: Tensor, memory: PreparedMemory, positions: QueryPositions | None = None
+    ) -> Tensor:
+        """The rows of ``q``'s columns in the layout of ``positions.total`` query columns."""
+        span = _span(q, memory, positions)
+        k, v, mask = memory.k, memory.v, memory.key_padding_mask
+        scale = default_scale(q, memory.scale)
+        self.last_kept_fraction = self._kept_fraction(span)
         if q.device.type in self.flex_devices:
-            out = self._forward_flex(q, k, v, layout, key_padding_mask, scale)
+            out = self._forward_flex(q, k, v, span, mask, scale)
             if out is not None:
                 self.last_implementation = "flex_attention"
                 return out
         self.last_implementation = "blocks"
-        groups = self._row_groups(layout, nq, nk, q.device)
-        return block_sparse_attention(q, k, v, groups, key_padding_mask, scale)
+        return block_sparse_attention(q, k, v, self._row_groups(span, q.device), mask, scale)
 
     def supports(self, q, k, v, key_padding_mask=None) -> str | None:
         try:
@@ -131,14 +156,20 @@ class SparseAttention(AttentionBackend):
 
     def attention_weights(self, q, k, v, key_padding_mask=None, scale=None) -> Tensor:
         """Dense (B, H, Nq, Nk) weights: softmax over the real keys of the kept blocks."""
-        nq, nk = q.shape[2], k.shape[2]
-        keep = element_mask(self.layout(nq, nk, q.device), nq, nk, self.options.block_size)
-        keep = keep[None, None]
-        if key_padding_mask is not None:
-            keep = keep & key_padding_mask[:, None, None, :]
+        return self.attend_weights(q, PreparedMemory(k, v, key_padding_mask, scale))
+
+    def attend_weights(
+        self, q: Tensor, memory: PreparedMemory, positions: QueryPositions | None = None
+    ) -> Tensor:
+        """Dense weights of :meth:`attend`: the layout rows of ``q``'s columns, then padding."""
+        total, nk, start, nq = _span(q, memory, positions)
+        layout = self.layout(total, nk, q.device)
+        keep = element_mask(layout, nq, nk, self.options.block_size, start)[None, None]
+        if memory.key_padding_mask is not None:
+            keep = keep & memory.key_padding_mask[:, None, None, :]
         work = _compute_dtype(q.dtype)
-        scores = torch.matmul(q.to(work), k.to(work).transpose(-2, -1)) * default_scale(q, scale)
-        return _masked_softmax(scores, keep).to(q.dtype)
+        scores = torch.matmul(q.to(work), memory.k.to(work).transpose(-2, -1))
+        return _masked_softmax(scores * default_scale(q, memory.scale), keep).to(q.dtype)
 
     def describe(self) -> dict:
         info = {
@@ -156,7 +187,15 @@ class SparseAttention(AttentionBackend):
             info["flex_error"] = self.flex_error
         return info
 
-    def _forward_flex(self, q, k, v, layout, key_padding_mask, scale) -> Tensor | None:
+    def _kept_fraction(self, span: Span) -> float:
+        """The share of key blocks the rows of ``span`` keep (from the CPU layout: no sync)."""
+        if span not in self._kept_fractions:
+            total, nk, start, nq = span
+            rows = query_rows(self.layout(total, nk), self.options.block_size, start, nq)
+            self._kept_fractions[span] = rows.float().mean().item()
+        return self._kept_fractions[span]
+
+    def _forward_flex(self, q, k, v, span, key_padding_mask, scale) -> Tensor | None:
         """FlexAttention's output, or None when it cannot compile or run this input."""
         needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
         signature = (q.shape, k.shape, v.shape, q.dtype, key_padding_mask is not None, needs_grad)
@@ -165,7 +204,7 @@ class SparseAttention(AttentionBackend):
             return None
         start = time.perf_counter()
         try:
-            block_mask = self._block_mask(layout, q.shape[2], k.shape[2], q.device)
+            block_mask = self._block_mask(span, q.device)
             attend = compiled_flex_attention()
             out = flex_block_attention(attend, q, k, v, block_mask, key_padding_mask, scale)
             if route is None and q.is_cuda:
@@ -178,16 +217,16 @@ class SparseAttention(AttentionBackend):
             self.compile_seconds += time.perf_counter() - start
             route = "flex_attention"
             if not needs_grad and q.device.type in self.race_devices:
-                route = self._faster_route(q, k, v, layout, block_mask, key_padding_mask, scale)
+                route = self._faster_route(q, k, v, span, block_mask, key_padding_mask, scale)
             self._flex_routes[signature] = route
             if route == "blocks":
                 return None
         return out
 
-    def _faster_route(self, q, k, v, layout, block_mask, key_padding_mask, scale) -> str:
+    def _faster_route(self, q, k, v, span, block_mask, key_padding_mask, scale) -> str:
         """Time FlexAttention against the ``blocks`` path (fused SDPA on views) once per input
         signature and keep the faster: on banded layouts the dense kernels on views can win."""
-        groups = self._row_groups(layout, q.shape[2], k.shape[2], q.device)
+        groups = self._row_groups(span, q.device)
         attend = compiled_flex_attention()
         calls = {
             "flex_attention": lambda: flex_block_attention(
@@ -201,17 +240,29 @@ class SparseAttention(AttentionBackend):
         self.route_timings_ms = timings
         return route
 
-    def _row_groups(self, layout: Tensor, nq: int, nk: int, device) -> list[RowGroup]:
-        key = (nq, nk, device)
+    def _row_groups(self, span: Span, device: torch.device) -> list[RowGroup]:
+        key = (span, device)
         if key not in self._groups:
-            self._groups[key] = row_groups(layout, self.options.block_size, nq, nk)
+            total, nk, start, nq = span
+            layout = self.layout(total, nk, device)
+            self._groups[key] = row_groups(layout, self.options.block_size, nq, nk, start)
         return self._groups[key]
 
-    def _block_mask(self, layout: Tensor, nq: int, nk: int, device: torch.device) -> Any:
-        key = (nq, nk, device)
+    def _block_mask(self, span: Span, device: torch.device) -> Any:
+        key = (span, device)
         if key not in self._block_masks:
-            self._block_masks[key] = layout_block_mask(layout, self.options.block_size, nq, nk)
+            total, nk, start, nq = span
+            rows = query_rows(self.layout(total, nk, device), self.options.block_size, start, nq)
+            self._block_masks[key] = layout_block_mask(rows, self.options.block_size, nk)
         return self._block_masks[key]
+
+
+def _span(q: Tensor, memory: PreparedMemory, positions: QueryPositions | None) -> Span:
+    """(total, Nk, start, Nq) of a call; no positions means the whole sequence (``forward``)."""
+    nq = q.shape[2]
+    positions = QueryPositions.whole(nq) if positions is None else positions
+    positions.check(nq)
+    return positions.total, memory.keys, positions.start, nq
 
 
 @dataclass(frozen=True)
@@ -229,30 +280,34 @@ class RowGroup:
     index: Tensor | None = None
 
 
-def row_groups(layout: Tensor, block_size: int, nq: int, nk: int) -> list[RowGroup]:
-    """The work list of the ``blocks`` path, built once per shape.
+def row_groups(layout: Tensor, block_size: int, nq: int, nk: int, start: int = 0) -> list[RowGroup]:
+    """The work list of the ``blocks`` path for the ``nq`` query columns from ``start``,
+    built once per span; group rows count from the call's first query.
 
-    Query blocks that keep the same key blocks form one chunk; chunks of equal size whose
-    contiguous key ranges have equal widths and advance by a constant step (the body of
-    every ``local`` layout) form one run, computed in a single call on strided views.
+    Only the query blocks of those columns are read, so one decode row costs one block's
+    kept keys. Query blocks that keep the same key blocks form one chunk; chunks of equal
+    size whose contiguous key ranges have equal widths and advance by a constant step (the
+    body of every ``local`` layout) form one run, computed in a single call on strided views.
     """
     chunks: list[RowGroup] = []
-    rows = layout.cpu().tolist()
-    for i, row in enumerate(rows):
-        stop = min((i + 1) * block_size, nq)
-        if chunks and row == rows[i - 1]:
+    first_block = start // block_size
+    rows = layout[first_block : (start + nq - 1) // block_size + 1].cpu().tolist()
+    for offset, row in enumerate(rows):
+        block = first_block + offset
+        stop = min((block + 1) * block_size, start + nq) - start
+        if chunks and row == rows[offset - 1]:
             last = chunks.pop()
             chunks.append(dataclasses.replace(last, rows=stop - last.start))
             continue
         kept = [j for j, keep in enumerate(row) if keep]
-        start, first = i * block_size, kept[0] * block_size
+        begin, first = max(block * block_size, start) - start, kept[0] * block_size
         if kept[-1] - kept[0] + 1 == len(kept):
             width = min((kept[-1] + 1) * block_size, nk) - first
-            chunks.append(RowGroup(start, stop - start, key_start=first, width=width))
+            chunks.append(RowGroup(begin, stop - begin, key_start=first, width=width))
         else:
             index = torch.arange(block_size)[None, :] + torch.tensor(kept)[:, None] * block_size
             index = index.flatten()
-            chunks.append(RowGroup(start, stop - start, index=index[index < nk].to(layout.device)))
+            chunks.append(RowGroup(begin, stop - begin, index=index[index < nk].to(layout.device)))
     groups: list[RowGroup] = []
     for chunk in chunks:
         if groups and _extends(groups[-1], chunk):
@@ -333,8 +388,11 @@ def _attend(queries: Tensor, keys: Tensor, values: Tensor, real: Tensor | None, 
     return out.masked_fill(empty[:, None, None, None], 0.0)
 
 
-def layout_block_mask(layout: Tensor, block_size: int, nq: int, nk: int) -> Any:
-    """A FlexAttention ``BlockMask`` for ``layout``.
+def layout_block_mask(rows: Tensor, block_size: int, nk: int) -> Any:
+    """A FlexAttention ``BlockMask`` for a call's queries, whose layout rows are ``rows``
+    (Nq, nKb) (see :func:`query_rows`): query ``q_idx`` of the call reads key ``kv_idx`` iff
+    ``rows[q_idx, kv_idx // block_size]``, so the column offset is already applied and a
+    decode step's mask has the same shapes at every step.
 
     The mask_mod is exact at the element level; the BlockMask's tiles (multiples of the
     kernel's tiles) only decide which tiles are skipped outright.
@@ -342,10 +400,11 @@ def layout_block_mask(layout: Tensor, block_size: int, nq: int, nk: int) -> Any:
     from torch.nn.attention.flex_attention import create_block_mask
 
     def in_layout(b, h, q_idx, kv_idx):
-        return layout[q_idx // block_size, kv_idx // block_size]
+        return rows[q_idx, kv_idx // block_size]
 
     tile = block_size if block_size % FLEX_TILE == 0 else FLEX_TILE
-    return create_block_mask(in_layout, None, None, nq, nk, device=layout.device, BLOCK_SIZE=tile)
+    nq = rows.shape[0]
+    return create_block_mask(in_layout, None, None, nq, nk, device=rows.device, BLOCK_SIZE=tile)
 
 
 def flex_block_attention(

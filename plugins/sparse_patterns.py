@@ -5,8 +5,15 @@ Queries and keys are cut into blocks of ``block_size``; a layout is a bool
 has no diagonal (a decoder of Nq tokens reads an encoder of Nk ≠ Nq tokens), so query
 block ``i`` is aligned to the key block at the same *relative* position,
 ``c(i) = floor((i + 0.5) · nKb / nQb)``, and every pattern keeps a window of blocks around
-it. The layout depends only on the padded lengths (the tensor shapes), never on which keys
-are real: padding is applied on top, key by key.
+it. The layout depends only on the padded lengths, never on which keys are real: padding is
+applied on top, key by key.
+
+The query side of a layout is the decoder's sequence of ``total`` columns
+(:class:`xbench.api.backend.QueryPositions`), not the rows of one call: a call whose queries
+are the columns ``start … start + Nq − 1`` reads the layout rows of those columns (column
+``c`` is in query block ``c // block_size``). A token therefore sees the same keys whether
+it arrives with the whole target (teacher forcing) or alone (a decode step); ``forward`` is
+the case ``start = 0, total = Nq``.
 """
 
 from __future__ import annotations
@@ -75,8 +82,15 @@ def _random_blocks(kept: Tensor, count: int, seed: int) -> Tensor:
     return extra.scatter(1, picks, values < 1.0)
 
 
-def element_mask(layout: Tensor, nq: int, nk: int, block_size: int) -> Tensor:
-    """The (Nq, Nk) bool mask a layout stands for: query q may read key j iff their blocks
-    are paired. Dense, so only for small inputs (heatmaps, tests)."""
-    rows = layout.repeat_interleave(block_size, dim=0)[:nq]
+def query_rows(layout: Tensor, block_size: int, start: int, nq: int) -> Tensor:
+    """(Nq, nKb): the layout row of each of the columns ``start … start + Nq − 1``."""
+    columns = torch.arange(start, start + nq, device=layout.device)
+    return layout[columns // block_size]
+
+
+def element_mask(layout: Tensor, nq: int, nk: int, block_size: int, start: int = 0) -> Tensor:
+    """The (Nq, Nk) bool mask a layout stands for at the columns ``start … start + Nq − 1``:
+    query q may read key j iff their blocks are paired. Dense, so only for small inputs
+    (heatmaps, tests)."""
+    rows = query_rows(layout, block_size, start, nq)
     return rows.repeat_interleave(block_size, dim=1)[:, :nk]

@@ -1,7 +1,8 @@
 """``uniform``: a control that weights every real key equally.
 
 It ignores the queries, so a task it solves does not need cross-attention: a good task
-makes it score far below the real backends.
+makes it score far below the real backends. ``prepare`` pools the values once per source;
+``attend`` only repeats the pooled row for each query.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import torch
 from torch import Tensor
 
 import xbench
-from xbench.api.backend import AttentionBackend, BackendSpec
+from xbench.api.backend import AttentionBackend, BackendSpec, PreparedMemory, QueryPositions
 
 
 @dataclass
@@ -29,6 +30,13 @@ def _key_weights(k: Tensor, key_padding_mask: Tensor | None) -> Tensor:
     return (real / real.sum(-1, keepdim=True).clamp_min(1.0))[:, None, None, :]
 
 
+@dataclass(frozen=True, kw_only=True)
+class PooledMemory(PreparedMemory):
+    """``pooled`` (B, H, 1, Dv): the mean of the real values, the whole answer to any query."""
+
+    pooled: Tensor
+
+
 class UniformAttention(AttentionBackend):
     """out[b, h, i] = mean of v[b, h, j] over real keys j, for every query i."""
 
@@ -40,8 +48,22 @@ class UniformAttention(AttentionBackend):
         key_padding_mask: Tensor | None = None,
         scale: float | None = None,
     ) -> Tensor:
-        pooled = torch.matmul(_key_weights(k, key_padding_mask), v)  # (B, H, 1, Dv)
-        return pooled.expand(-1, -1, q.shape[2], -1)
+        return self.attend(q, self.prepare(k, v, key_padding_mask, scale))
+
+    def prepare(
+        self,
+        k: Tensor,
+        v: Tensor,
+        key_padding_mask: Tensor | None = None,
+        scale: float | None = None,
+    ) -> PooledMemory:
+        pooled = torch.matmul(_key_weights(k, key_padding_mask), v)
+        return PooledMemory(k, v, key_padding_mask, scale, pooled=pooled)
+
+    def attend(
+        self, q: Tensor, memory: PooledMemory, positions: QueryPositions | None = None
+    ) -> Tensor:
+        return memory.pooled.expand(-1, -1, q.shape[2], -1)
 
     def attention_weights(self, q, k, v, key_padding_mask=None, scale=None) -> Tensor:
         weights = _key_weights(k, key_padding_mask)
