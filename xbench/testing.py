@@ -31,7 +31,18 @@ What a subclass may set (class attributes, all optional except ``backend_name``)
 How a backend is checked against its definition: an exact backend (``BackendSpec.exact``)
 must match the kit's float64 masked softmax; an approximation must match
 ``attention_weights(q, k, v, mask) @ v`` computed in float64 by a float64 copy of itself.
-Override ``expected_output`` when a backend's definition is not of that form.
+Override ``expected_output`` when a backend's definition is not of that form (and
+``expected_attend``, its counterpart for queries at given positions).
+
+The static-memory contract (``prepare`` / ``attend`` / ``attend_weights``, see
+:mod:`xbench.api.backend`) has its own cases, which a backend that implements only
+``forward`` passes through the defaults: ``attend(q, prepare(k, v, mask, scale))`` equals
+``forward`` (with and without padding, with fully padded items, with an explicit scale);
+``memory.select(index)`` serves items ``index``; decoding one row at a time at
+``QueryPositions(i, total)`` equals row ``i`` of the teacher-forced pass at
+``QueryPositions(0, total)``, for ``total`` equal to Nq and beyond it; gradients reach q, k
+and v through ``prepare`` and ``attend`` and equal forward's; and ``attend`` at any positions
+matches ``attend_weights(q, memory, positions) @ v`` (an exact backend: softmax attention).
 
 For an approximation (``exact=False``) that is **only a self-consistency check**: the kit
 cannot know what the backend is meant to approximate, so a top-k that keeps the *lowest*
@@ -66,12 +77,20 @@ import pytest
 import torch
 from torch import Tensor
 
-from xbench.api.backend import AttentionBackend, BackendSpec, default_scale, describe_problem
+from xbench.api.backend import (
+    AttentionBackend,
+    BackendSpec,
+    PreparedMemory,
+    QueryPositions,
+    default_scale,
+    describe_problem,
+)
 from xbench.api.options import build_options
 from xbench.registry import Registered, Registry, get_registry, load_registry
 
 __all__ = [
     "CPU_FLOAT32",
+    "DECODE_SHAPE",
     "DEFAULT_TOLERANCES",
     "DEVIATION_SHAPE",
     "BackendConformance",
@@ -154,6 +173,12 @@ SHAPES = [
     )
 ]
 BASE = Shape(nq=5, nk=8, d=32, dv=32)
+# The decoding cases: Nq query rows that are the first columns of ``total`` decoder columns
+# (total = Nq: the whole target; total > Nq: the target is shorter than the budget).
+DECODE_SHAPE = Shape(nq=6, nk=12, d=32, dv=24)
+DECODE_TOTALS = {"total=Nq": DECODE_SHAPE.nq, "total>Nq": 2 * DECODE_SHAPE.nq - 1}
+# Query rows [lo, hi) computed apart: every single step, and a prompt-like chunk.
+DECODE_PIECES = [(i, i + 1) for i in range(DECODE_SHAPE.nq)] + [(1, 4)]
 # Inputs a backend may well refuse, but must answer about without raising.
 ODD_INPUTS = {
     "Dv!=D": (Shape(nq=4, nk=6, d=32, dv=24), torch.float32, "partial"),
@@ -226,6 +251,14 @@ def partial_lengths(shape: Shape) -> list[int]:
 def empty_lengths(shape: Shape) -> list[int]:
     """Like :func:`partial_lengths`, but item 1 has no real key at all."""
     return [shape.nk, 0] + [max(1, shape.nk // 2)] * (shape.batch - 2)
+
+
+PADDINGS = {"padded": partial_lengths, "no-mask": None, "fully-padded": empty_lengths}
+
+
+def _padding_mask(padding: str, shape: Shape, device: str) -> Tensor | None:
+    lengths = PADDINGS[padding]
+    return None if lengths is None else lengths_mask(lengths(shape), shape.nk, device)
 
 
 # Where the deviation of a backend from exact attention is measured: item 0 unpadded,
@@ -364,6 +397,25 @@ class BackendConformance:
             weights = dense.attention_weights(q64, k64, v64, mask, **_scale_kwarg(scale))
         return weights @ v64
 
+    def expected_attend(
+        self,
+        backend: AttentionBackend,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        mask: Tensor | None,
+        positions: QueryPositions,
+    ) -> Tensor:
+        """What ``attend(q, prepare(k, v, mask), positions)`` should return, in float64:
+        softmax attention for an exact backend, else ``attend_weights(...) @ v``."""
+        if self.backend_spec().exact:
+            return reference_attention(q, k, v, mask)
+        dense = copy.deepcopy(backend).to(torch.float64)
+        q64, k64, v64 = q.double(), k.double(), v.double()
+        with torch.no_grad():
+            weights = dense.attend_weights(q64, dense.prepare(k64, v64, mask), positions)
+        return weights @ v64
+
     @pytest.fixture
     def backend(self) -> AttentionBackend:
         """A fresh backend per test, in eval mode (a kernel with dropout must be repeatable)."""
@@ -399,6 +451,19 @@ class BackendConformance:
     ) -> Tensor:
         self.require_support(backend, q, k, v, mask)
         return backend(q, k, v, key_padding_mask=mask, **_scale_kwarg(scale))
+
+    def prepared_attend(
+        self,
+        backend: AttentionBackend,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        mask: Tensor | None,
+        scale: float | None = None,
+    ) -> Tensor:
+        """``attend(q, prepare(k, v, mask, scale))``, the model's path to the same output."""
+        self.require_support(backend, q, k, v, mask)
+        return backend.attend(q, backend.prepare(k, v, mask, **_scale_kwarg(scale)))
 
     # -- the contract -------------------------------------------------------------------------
 
@@ -450,17 +515,32 @@ class BackendConformance:
         self.assert_matches_definition(out, expected, case, scale=0.3)
 
     def assert_matches_definition(
-        self, out: Tensor, expected: Tensor, case: Case, scale: float | None = None
+        self,
+        out: Tensor,
+        expected: Tensor,
+        case: Case,
+        scale: float | None = None,
+        positions: QueryPositions | None = None,
     ) -> None:
         """``out`` is ``expected`` within the case's tolerance; a failure says which method
         disagrees with which and what to override."""
         called = "forward()" if scale is None else f"forward(..., scale={scale})"
+        if positions is not None:
+            called = f"attend(q, memory, {positions})"
         if self.backend_spec().exact:
             hint = (
                 f"{called} differs from exact masked softmax attention, which the BackendSpec "
                 "claims (exact=True). A backend that approximates softmax attention must "
                 "register with exact=False and override attention_weights() to return the "
                 "weights its forward() applies."
+            )
+        elif positions is not None:
+            hint = (
+                f"{called} differs from attend_weights(q, memory, positions) @ v, the "
+                "definition the kit checks an exact=False backend's attend against: a backend "
+                "whose attend() depends on the positions must override attend_weights() to "
+                "apply the same positions (the default ignores them and calls "
+                "attention_weights), or the test class's expected_attend()."
             )
         else:
             hint = (
@@ -503,13 +583,17 @@ class BackendConformance:
                 out[b : b + 1], alone, **self.tolerance(case.dtype), msg=lambda m, b=b: f"{b}: {m}"
             )
 
-    def forward_backward(self, backend, case, lengths, seed: int, magnitude: float = 1.0):
-        """Forward on BASE inputs with these key lengths, then backward a random gradient
-        (drawn with ``seed + 1``); returns the output and the (q, k, v) leaves."""
+    def forward_backward(
+        self, backend, case, lengths, seed: int, magnitude: float = 1.0, prepared: bool = False
+    ):
+        """Forward (or, ``prepared``, attend against prepare) on BASE inputs with these key
+        lengths, then backward a random gradient (drawn with ``seed + 1``); returns the
+        output and the (q, k, v) leaves."""
         q, k, v = make_inputs(BASE, case, seed=seed, magnitude=magnitude)
         q, k, v = (t.requires_grad_() for t in (q, k, v))
         mask = lengths_mask(lengths, BASE.nk, case.device)
-        out = self.checked_forward(self.on(backend, case), q, k, v, mask)
+        run = self.prepared_attend if prepared else self.checked_forward
+        out = run(self.on(backend, case), q, k, v, mask)
         out.backward(_like(out, seed=seed + 1))
         return out, (q, k, v)
 
@@ -538,8 +622,16 @@ class BackendConformance:
     @pytest.mark.parametrize("case", CASES)
     def test_gradients_reach_q_k_v_but_not_padded_keys(self, backend, case):
         lengths = partial_lengths(BASE)
-        out, (q, k, v) = self.forward_backward(backend, case, lengths, seed=9)
+        _, leaves = self.forward_backward(backend, case, lengths, seed=9)
 
+        self.assert_gradients_reach(leaves, lengths, case)
+
+    def assert_gradients_reach(
+        self, leaves: Sequence[Tensor], lengths: Sequence[int], case: Case
+    ) -> None:
+        """q, k and v (only v when ``uses_queries`` is False) got finite, non-zero
+        gradients, and padded keys none."""
+        q, k, v = leaves
         must_flow = ("q", "k", "v") if self.uses_queries else ("v",)
         for name, t in (("q", q), ("k", k), ("v", v)):
             if name in must_flow:
@@ -552,6 +644,124 @@ class BackendConformance:
             if t.grad is not None:
                 leaked = t.grad.masked_select(padded.expand_as(t.grad))
                 assert torch.equal(leaked, torch.zeros_like(leaked)), f"padded {name} got gradient"
+
+    @pytest.mark.parametrize("case", CASES)
+    def test_gradients_flow_through_prepare_and_attend(self, backend, case):
+        """The model trains through prepare + attend: the gradients must be forward's."""
+        lengths = partial_lengths(BASE)
+        _, leaves = self.forward_backward(backend, case, lengths, seed=9, prepared=True)
+        _, forward_leaves = self.forward_backward(backend, case, lengths, seed=9)
+
+        self.assert_gradients_reach(leaves, lengths, case)
+        for name, got, expected in zip("qkv", leaves, forward_leaves, strict=True):
+            assert (got.grad is None) == (expected.grad is None), (
+                f"{name} gets a gradient through one of forward() and prepare() + attend() only"
+            )
+            if got.grad is not None:
+                torch.testing.assert_close(
+                    got.grad,
+                    expected.grad,
+                    **self.tolerance(case.dtype),
+                    msg=lambda m, name=name: (
+                        f"{name}.grad through prepare() + attend() "
+                        f"differs from {name}.grad through forward()\n{m}"
+                    ),
+                )
+
+    @pytest.mark.parametrize("padding", list(PADDINGS))
+    @pytest.mark.parametrize("case", CASES)
+    def test_prepared_memory_gives_the_forward_output(self, backend, case, padding):
+        q, k, v = make_inputs(BASE, case, seed=17)
+        mask = _padding_mask(padding, BASE, case.device)
+        backend = self.on(backend, case)
+
+        for scale in (None, 0.3):
+            out = self.checked_forward(backend, q, k, v, mask, scale)
+            prepared = self.prepared_attend(backend, q, k, v, mask, scale)
+
+            torch.testing.assert_close(
+                prepared,
+                out,
+                **self.tolerance(case.dtype),
+                msg=lambda m, scale=scale: (
+                    "attend(q, prepare(k, v, mask"
+                    f"{'' if scale is None else f', scale={scale}'})) differs from forward(q, k, v, "
+                    "mask): a backend that overrides prepare() must override attend() to read its "
+                    f"memory, and forward() is best written as attend(q, prepare(...))\n{m}"
+                ),
+            )
+
+    @pytest.mark.parametrize("case", CASES)
+    def test_selected_memory_serves_the_selected_items(self, backend, case):
+        """``memory.select(index)`` (beam search, dropping finished items) is the memory of
+        those items: a subclass whose state is not batch-first must override ``select``."""
+        q, k, v = make_inputs(BASE, case, seed=19)
+        mask = lengths_mask([8, 5, 2], BASE.nk, case.device)
+        backend = self.on(backend, case)
+        out = self.prepared_attend(backend, q, k, v, mask)
+        index = torch.tensor([2, 0, 0], device=case.device)
+
+        memory = backend.prepare(k, v, mask).select(index)
+        picked = backend.attend(q.index_select(0, index), memory)
+
+        assert isinstance(memory, PreparedMemory) and memory.batch == len(index)
+        torch.testing.assert_close(picked, out.index_select(0, index), **self.tolerance(case.dtype))
+
+    @pytest.mark.parametrize("total", list(DECODE_TOTALS))
+    @pytest.mark.parametrize("case", CASES)
+    def test_decoding_step_by_step_equals_the_teacher_forced_pass(self, backend, case, total):
+        """A token sees the same attention alone (cached decoding) as with the whole target."""
+        columns = DECODE_TOTALS[total]
+        q, k, v = make_inputs(DECODE_SHAPE, case, seed=21)
+        mask = lengths_mask(partial_lengths(DECODE_SHAPE), DECODE_SHAPE.nk, case.device)
+        backend = self.on(backend, case)
+        self.require_support(backend, q, k, v, mask)
+        self.require_support(backend, q[:, :, :1], k, v, mask)
+        memory = backend.prepare(k, v, mask)
+
+        whole = backend.attend(q, memory, QueryPositions(0, columns))
+
+        if columns == DECODE_SHAPE.nq:
+            torch.testing.assert_close(
+                whole,
+                backend.attend(q, memory),
+                **self.tolerance(case.dtype),
+                msg=lambda m: (
+                    f"attend at QueryPositions.whole(Nq) differs from attend without "
+                    f"positions (forward's case)\n{m}"
+                ),
+            )
+        for lo, hi in DECODE_PIECES:
+            positions = QueryPositions(lo, columns)
+            part = backend.attend(q[:, :, lo:hi], memory, positions)
+            torch.testing.assert_close(
+                part,
+                whole[:, :, lo:hi],
+                **self.tolerance(case.dtype),
+                msg=lambda m, p=positions, lo=lo, hi=hi: (
+                    f"rows {lo}..{hi - 1} attended alone "
+                    f"at {p} differ from the same rows of the pass at QueryPositions(start=0, "
+                    f"total={columns}): a position-dependent backend must align queries by "
+                    f"positions (start, total), never by q's row count\n{m}"
+                ),
+            )
+
+    @pytest.mark.parametrize("total", list(DECODE_TOTALS))
+    @pytest.mark.parametrize("case", CASES)
+    def test_attend_matches_its_weights_at_any_position(self, backend, case, total):
+        columns = DECODE_TOTALS[total]
+        q, k, v = make_inputs(DECODE_SHAPE, case, seed=25)
+        mask = lengths_mask(partial_lengths(DECODE_SHAPE), DECODE_SHAPE.nk, case.device)
+        backend = self.on(backend, case)
+        self.require_support(backend, q, k, v, mask)
+        memory = backend.prepare(k, v, mask)
+
+        for lo, hi in [(0, DECODE_SHAPE.nq), *DECODE_PIECES[-2:]]:
+            positions = QueryPositions(lo, columns)
+            out = backend.attend(q[:, :, lo:hi], memory, positions)
+
+            expected = self.expected_attend(backend, q[:, :, lo:hi], k, v, mask, positions)
+            self.assert_matches_definition(out, expected, case, positions=positions)
 
     @pytest.mark.parametrize("case", CASES)
     def test_batch_items_are_independent(self, backend, case):

@@ -135,10 +135,125 @@ KIT_ON_BROKEN_BACKENDS = textwrap.dedent(
 )
 
 
-@pytest.fixture
-def kit_outcomes(pytester) -> dict[str, dict[str, set[str]]]:
-    """Run the kit on the three in-process backends: {class: {outcome: test names}}."""
-    pytester.makepyfile(test_broken_backends=KIT_ON_BROKEN_BACKENDS)
+# Backends that keep forward's contract but break the static-memory one, each in one way,
+# and a position-dependent backend that keeps it.
+KIT_ON_BROKEN_MEMORIES = textwrap.dedent(
+    '''
+    """prepare / attend / attend_weights / select, broken one way each, and one kept."""
+    import sys
+    from dataclasses import dataclass
+
+    import torch
+
+    import xbench
+    from xbench.api.backend import (
+        AttentionBackend, BackendSpec, PreparedMemory, QueryPositions, masked_softmax_weights
+    )
+    from xbench.testing import BackendConformance
+
+
+    @dataclass
+    class NoOptions:
+        pass
+
+
+    class Correct(AttentionBackend):
+        def forward(self, q, k, v, key_padding_mask=None, scale=None):
+            return masked_softmax_weights(q, k, key_padding_mask, scale) @ v
+
+
+    class PrepareDropsMask(Correct):
+        def prepare(self, k, v, key_padding_mask=None, scale=None):
+            return PreparedMemory(k, v, None, scale)
+
+
+    class PrepareDetaches(Correct):
+        def prepare(self, k, v, key_padding_mask=None, scale=None):
+            return PreparedMemory(k.detach(), v.detach(), key_padding_mask, scale)
+
+
+    @dataclass(frozen=True, kw_only=True)
+    class HeadFirstMemory(PreparedMemory):
+        v_by_head: torch.Tensor  # (H, B, Nk, Dv), and select() is not overridden
+
+
+    class MemoryNotBatchFirst(Correct):
+        def prepare(self, k, v, key_padding_mask=None, scale=None):
+            return HeadFirstMemory(k, v, key_padding_mask, scale, v_by_head=v.transpose(0, 1))
+
+        def attend(self, q, memory, positions=None):
+            weights = masked_softmax_weights(q, memory.k, memory.key_padding_mask, memory.scale)
+            return weights @ memory.v_by_head.transpose(0, 1)
+
+
+    def sharpened_weights(q, memory, positions):
+        """Softmax whose temperature falls along the decoder columns: position-dependent."""
+        columns = torch.arange(positions.start, positions.start + q.shape[2])
+        sharp = (1 + columns / positions.total).to(q)[:, None]
+        return masked_softmax_weights(q * sharp, memory.k, memory.key_padding_mask, memory.scale)
+
+
+    class AlignsByColumn(AttentionBackend):
+        """Position-dependent and right: aligned by the columns the positions name."""
+
+        def positions(self, q, positions):
+            return QueryPositions.whole(q.shape[2]) if positions is None else positions
+
+        def forward(self, q, k, v, key_padding_mask=None, scale=None):
+            return self.attend(q, PreparedMemory(k, v, key_padding_mask, scale))
+
+        def attend(self, q, memory, positions=None):
+            return sharpened_weights(q, memory, self.positions(q, positions)) @ memory.v
+
+        def attend_weights(self, q, memory, positions=None):
+            return sharpened_weights(q, memory, self.positions(q, positions))
+
+        def attention_weights(self, q, k, v, key_padding_mask=None, scale=None):
+            return self.attend_weights(q, PreparedMemory(k, v, key_padding_mask, scale))
+
+
+    class AlignsByRowCount(AlignsByColumn):
+        """Aligns by q's rows: a decode step's single row always looks like column 0."""
+
+        def positions(self, q, positions):
+            return QueryPositions.whole(q.shape[2])
+
+
+    class WeightsIgnorePositions(AlignsByColumn):
+        """attend honours the positions, attend_weights forgets to pass them on."""
+
+        def attend_weights(self, q, memory, positions=None):
+            return super().attend_weights(q, memory)
+
+
+    BACKENDS = {
+        "drops_mask": (PrepareDropsMask, True),
+        "detaches": (PrepareDetaches, True),
+        "head_first": (MemoryNotBatchFirst, True),
+        "by_column": (AlignsByColumn, False),
+        "by_row_count": (AlignsByRowCount, False),
+        "weights_ignore_positions": (WeightsIgnorePositions, False),
+    }
+
+
+    @xbench.hookimpl
+    def xbench_register_backends(register):
+        for name, (cls, exact) in BACKENDS.items():
+            build = lambda o, cls=cls: cls()  # noqa: E731
+            register(BackendSpec(name=name, build=build, options=NoOptions, exact=exact))
+
+
+    PLUGINS = [("broken_memories", sys.modules[__name__])]
+    for name in BACKENDS:
+        attributes = {"backend_name": name, "extra_plugins": PLUGINS}
+        globals()[f"Test_{name}"] = type(f"Test_{name}", (BackendConformance,), attributes)
+    '''
+)
+
+
+def outcomes_of(pytester, source: str) -> dict[str, dict[str, set[str]]]:
+    """Run the kit as the generated module ``source`` uses it: {class: {outcome: tests}}."""
+    pytester.makepyfile(test_generated_backends=source)
     recorder = pytester.inline_run("-p", "no:cacheprovider")
     assert not recorder.getfailedcollections(), "the generated test module did not collect"
     outcomes: dict[str, dict[str, set[str]]] = {}
@@ -149,6 +264,12 @@ def kit_outcomes(pytester) -> dict[str, dict[str, set[str]]]:
             _, cls, test = report.nodeid.split("::")
             outcomes.setdefault(cls, {}).setdefault(outcome, set()).add(test.split("[")[0])
     return outcomes
+
+
+@pytest.fixture
+def kit_outcomes(pytester) -> dict[str, dict[str, set[str]]]:
+    """The kit on the in-process backends with broken forwards (and a correct one)."""
+    return outcomes_of(pytester, KIT_ON_BROKEN_BACKENDS)
 
 
 def test_kit_rejects_broken_backends_and_accepts_a_correct_one(kit_outcomes):
@@ -172,6 +293,22 @@ def test_kit_rejects_broken_backends_and_accepts_a_correct_one(kit_outcomes):
     assert kit_outcomes["TestMisdescribes"]["failed"] == {
         "test_describe_is_a_json_serialisable_dict"
     }
+
+
+def test_kit_rejects_broken_memories_and_accepts_a_position_dependent_backend(pytester):
+    outcomes = outcomes_of(pytester, KIT_ON_BROKEN_MEMORIES)
+
+    def failed(name: str) -> set[str]:
+        return outcomes[f"Test_{name}"].get("failed", set())
+
+    prepared = "test_prepared_memory_gives_the_forward_output"
+    gradients = "test_gradients_flow_through_prepare_and_attend"
+    assert {prepared, gradients} <= failed("drops_mask")
+    assert failed("detaches") == {gradients}
+    assert failed("head_first") == {"test_selected_memory_serves_the_selected_items"}
+    assert failed("by_row_count") == {"test_decoding_step_by_step_equals_the_teacher_forced_pass"}
+    assert failed("weights_ignore_positions") == {"test_attend_matches_its_weights_at_any_position"}
+    assert set(outcomes["Test_by_column"]) == {"passed"}
 
 
 def test_the_deviation_report_measures_distance_from_exact_attention():
