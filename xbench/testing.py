@@ -679,16 +679,14 @@ class BackendConformance:
             out = self.checked_forward(backend, q, k, v, mask, scale)
             prepared = self.prepared_attend(backend, q, k, v, mask, scale)
 
+            given = "" if scale is None else f", scale={scale}"
+            hint = (
+                f"attend(q, prepare(k, v, mask{given})) differs from forward(q, k, v, mask"
+                f"{given}): a backend that overrides prepare() must override attend() to read "
+                "its memory, and forward() is best written as attend(q, prepare(...))"
+            )
             torch.testing.assert_close(
-                prepared,
-                out,
-                **self.tolerance(case.dtype),
-                msg=lambda m, scale=scale: (
-                    "attend(q, prepare(k, v, mask"
-                    f"{'' if scale is None else f', scale={scale}'})) differs from forward(q, k, v, "
-                    "mask): a backend that overrides prepare() must override attend() to read its "
-                    f"memory, and forward() is best written as attend(q, prepare(...))\n{m}"
-                ),
+                prepared, out, **self.tolerance(case.dtype), msg=lambda m, h=hint: f"{h}\n{m}"
             )
 
     @pytest.mark.parametrize("case", CASES)

@@ -3,9 +3,12 @@ a float64 softmax reference, attention weights, and what the flash backend repor
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
+from xbench.api.backend import QueryPositions
 from xbench.api.errors import UserError
 from xbench.api.options import build_options
 from xbench.registry import load_registry
@@ -194,6 +197,22 @@ def test_uniform_is_the_mean_over_real_keys(registry, with_mask):
     for b, n in enumerate(counts):
         expected = v[b, :, :n].mean(dim=1, keepdim=True).expand(-1, 4, -1)
         torch.testing.assert_close(out[b], expected)
+
+
+def test_uniform_pools_the_values_once_and_attend_only_repeats_them(registry):
+    q, k, v = make_inputs(Shape(nq=4, nk=9, d=8, dv=5))
+    mask = lengths_mask([9, 4, 0], 9)
+    backend = build(registry, "uniform")
+
+    memory = backend.prepare(k, v, mask)
+    stripped = replace(memory, k=k[:, :, :1], v=torch.full_like(v[:, :, :1], 1e3))
+    step = backend.attend(q[:, :, :1], stripped, QueryPositions(start=2, total=6))
+
+    assert memory.pooled.shape == (3, 2, 1, 5)
+    expected = torch.stack([v[0, :, :9].mean(1), v[1, :, :4].mean(1)])
+    torch.testing.assert_close(memory.pooled[:2, :, 0], expected)
+    assert torch.equal(memory.pooled[2], torch.zeros_like(memory.pooled[2]))
+    assert torch.equal(step, backend(q, k, v, mask)[:, :, :1])
 
 
 def test_uniform_ignores_the_queries(registry):

@@ -5,18 +5,26 @@ and the linear memory that is the point of the backend."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 import xbench_plugins.linear
+from xbench.api.backend import QueryPositions
 from xbench.api.errors import UserError
 from xbench.api.options import build_options
 from xbench.measure.memory import peak_memory_bytes
 from xbench.registry import load_registry
 from xbench.testing import Shape, lengths_mask, make_inputs, reference_attention
-from xbench_plugins.linear import LinearAttention, LinearOptions, orthogonal_random_features
+from xbench_plugins.linear import (
+    LinearAttention,
+    LinearMemory,
+    LinearOptions,
+    orthogonal_random_features,
+)
 
 MAPS = ("elu", "favor")
 
@@ -262,6 +270,115 @@ def test_attention_weights_sum_to_one_over_real_keys_and_reproduce_forward(featu
     assert torch.equal(weights[1, :, :, 4:], torch.zeros(2, 5, 5))
     assert torch.equal(weights[2], torch.zeros(2, 5, 9))
     torch.testing.assert_close(weights @ v, out, rtol=1e-5, atol=1e-6)
+
+
+# --- the prepared memory: a decode step independent of Nk -------------------------------------
+
+
+@pytest.mark.parametrize("feature_map", MAPS)
+def test_prepare_folds_the_keys_into_a_state_whose_size_has_no_nk(feature_map):
+    backend = build(feature_map=feature_map, num_features=48)
+    features = 48 if feature_map == "favor" else 32
+    for nk in (7, 300):
+        _, k, v = make_inputs(Shape(nq=1, nk=nk, d=32, dv=20))
+        memory = backend.prepare(k, v, lengths_mask([nk, nk // 2, 1], nk))
+
+        assert isinstance(memory, LinearMemory)
+        assert memory.state.shape == (3, 2, features, 20)
+        assert memory.normaliser.shape == (3, 2, features)
+        if feature_map == "favor":
+            assert memory.omega.shape == (48, 32)
+        else:
+            assert memory.omega is None
+
+
+@pytest.mark.parametrize("feature_map", MAPS)
+def test_attend_never_reads_the_keys(feature_map):
+    """attend uses S, z and ω only: swap the memory's keys, values and mask for ones of
+    another Nk and the output does not move."""
+    backend = build(feature_map=feature_map)
+    q, k, v = make_inputs(Shape(nq=5, nk=40, d=32, dv=16))
+    memory = backend.prepare(k, v, lengths_mask([40, 17, 3], 40))
+    out = backend.attend(q, memory)
+
+    _, k_other, v_other = make_inputs(Shape(nq=1, nk=3, d=32, dv=16), seed=9, magnitude=50.0)
+    stripped = replace(memory, k=k_other, v=v_other, key_padding_mask=None)
+
+    assert torch.equal(backend.attend(q, stripped), out)
+
+
+@pytest.mark.parametrize("feature_map", MAPS)
+def test_a_decode_step_costs_the_same_flops_whatever_nk(feature_map):
+    backend = build(feature_map=feature_map)
+
+    def step_flops(nk: int) -> int:
+        q, k, v = make_inputs(Shape(nq=1, nk=nk, d=64, dv=64, batch=2, heads=4))
+        memory = backend.prepare(k, v)
+        with FlopCounterMode(display=False) as counter:
+            backend.attend(q, memory, QueryPositions(start=3, total=10))
+        return counter.get_total_flops()
+
+    short, long = step_flops(16), step_flops(4096)
+    assert short == long > 0
+
+
+@pytest.mark.parametrize("feature_map", MAPS)
+def test_decode_steps_equal_the_teacher_forced_rows(feature_map):
+    backend = build(feature_map=feature_map)
+    q, k, v = make_inputs(Shape(nq=6, nk=11, d=32, dv=8))
+    memory = backend.prepare(k, v, lengths_mask([11, 4, 0], 11))
+
+    whole = backend.attend(q, memory, QueryPositions(start=0, total=9))
+
+    torch.testing.assert_close(whole, backend(q, k, v, lengths_mask([11, 4, 0], 11)))
+    for i in range(6):
+        step = backend.attend(q[:, :, i : i + 1], memory, QueryPositions(start=i, total=9))
+        torch.testing.assert_close(step, whole[:, :, i : i + 1], rtol=1e-6, atol=1e-7)
+
+
+def test_a_training_redraw_happens_once_per_prepare():
+    backend = build(feature_map="favor", redraw=True).train()
+    q, k, v = make_inputs(Shape(nq=4, nk=6, d=32))
+    memory = backend.prepare(k, v)
+    drawn = backend.features.clone()
+
+    first, again = backend.attend(q, memory), backend.attend(q, memory)
+
+    assert torch.equal(first, again)  # every query of the source: the same features
+    assert torch.equal(backend.features, drawn) and torch.equal(memory.omega, drawn)
+    other = backend.prepare(k, v)
+    assert not torch.equal(other.omega, memory.omega)
+    assert not torch.allclose(backend.attend(q, other), first)
+
+
+@pytest.mark.parametrize("feature_map", MAPS)
+def test_select_slices_the_state_and_keeps_the_shared_features(feature_map):
+    backend = build(feature_map=feature_map)
+    q, k, v = make_inputs(Shape(nq=3, nk=8, d=32, dv=12))
+    mask = lengths_mask([8, 5, 2], 8)
+    memory = backend.prepare(k, v, mask)
+    index = torch.tensor([2, 2, 0])
+
+    picked = memory.select(index)
+
+    assert isinstance(picked, LinearMemory) and picked.omega is memory.omega
+    assert torch.equal(picked.state, memory.state[index])
+    assert torch.equal(picked.key_padding_mask, mask[index])
+    torch.testing.assert_close(backend.attend(q[index], picked), backend.attend(q, memory)[index])
+
+
+@pytest.mark.parametrize("feature_map", MAPS)
+def test_attend_weights_of_a_prepared_memory_are_the_dense_weights(feature_map):
+    backend = build(feature_map=feature_map, eps=0.0)
+    q, k, v = make_inputs(Shape(nq=4, nk=9, d=32, dv=12))
+    mask = lengths_mask([9, 4, 0], 9)
+    memory = backend.prepare(k, v, mask)
+
+    weights = backend.attend_weights(q, memory, QueryPositions(start=2, total=8))
+
+    expected = linear_weights(backend, q, k, mask)
+    torch.testing.assert_close(weights.double(), expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(weights @ v, backend.attend(q, memory), rtol=1e-5, atol=1e-6)
 
 
 # --- memory ----------------------------------------------------------------------------------

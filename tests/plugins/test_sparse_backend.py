@@ -14,6 +14,7 @@ import torch
 from torch.nn.attention.flex_attention import flex_attention
 
 import xbench_plugins.sparse as sparse
+from xbench.api.backend import PreparedMemory, QueryPositions
 from xbench.api.errors import UserError
 from xbench.api.options import build_options
 from xbench.measure.memory import peak_memory_bytes
@@ -21,7 +22,12 @@ from xbench.registry import load_registry
 from xbench.testing import Case, Shape, lengths_mask, make_inputs
 from xbench_plugins.naive import NaiveAttention
 from xbench_plugins.sparse import SparseAttention, SparseOptions
-from xbench_plugins.sparse_patterns import PATTERNS, aligned_key_blocks, block_layout
+from xbench_plugins.sparse_patterns import (
+    PATTERNS,
+    aligned_key_blocks,
+    block_layout,
+    element_mask,
+)
 
 SHAPES = [(96, 200), (1, 300), (257, 130)]
 DIMS = [(32, 48), (64, 64), (80, 80), (128, 96)]
@@ -46,6 +52,24 @@ def kept_block_weights(backend, q, k, mask=None, scale=None) -> torch.Tensor:
 
 def kept_block_attention(backend, q, k, v, mask=None, scale=None) -> torch.Tensor:
     return kept_block_weights(backend, q, k, mask, scale) @ v.double()
+
+
+def column_attention(backend, q, k, v, mask, start: int, total: int) -> torch.Tensor:
+    """Float64 definition for queries at the columns start.. of ``total``: the layout rows
+    of those columns (built here from block indices, not through the backend's code)."""
+    bs, nq, nk = backend.options.block_size, q.shape[2], k.shape[2]
+    layout = backend.layout(total, nk)
+    keep = layout[(start + torch.arange(nq)) // bs][:, torch.arange(nk) // bs][None, None]
+    keep = keep & mask[:, None, None, :]
+    scores = q.double() @ k.double().transpose(-2, -1) / math.sqrt(q.shape[-1])
+    weights = torch.softmax(scores.masked_fill(~keep, float("-inf")), dim=-1).nan_to_num(0.0)
+    return weights @ v.double()
+
+
+# Key masks of three styles: unpadded, left-padded (padding first), right-padded.
+def styled_mask(nk: int) -> torch.Tensor:
+    keys = torch.arange(nk)
+    return torch.stack([keys >= 0, keys >= nk // 3, keys < nk - nk // 4])
 
 
 def test_registers_as_an_inexact_backend_with_validated_options():
@@ -330,6 +354,109 @@ def test_long_sequences_run_in_bounded_memory():
     torch.testing.assert_close(out[:, :, rows].double(), expected, atol=1e-5, rtol=0)
 
 
+# Positions: the layout of ``total`` query columns, the rows of the call's columns.
+
+DECODE_TOTALS = {"total=Nq": 40, "total>Nq": 75}
+
+
+@pytest.mark.parametrize("total", list(DECODE_TOTALS))
+@pytest.mark.parametrize("block_size", [4, 16, 32])
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_decode_steps_equal_the_teacher_forced_rows(pattern, block_size, total):
+    columns = DECODE_TOTALS[total]
+    backend = build(pattern=pattern, block_size=block_size, window=0, stride=3)
+    q, k, v = make_inputs(Shape(nq=40, nk=100, d=16, dv=8), seed=block_size)
+    mask = styled_mask(100)
+    memory = backend.prepare(k, v, mask)
+
+    whole = backend.attend(q, memory, QueryPositions(start=0, total=columns))
+
+    expected = column_attention(backend, q, k, v, mask, start=0, total=columns)
+    torch.testing.assert_close(whole.double(), expected, atol=2e-5, rtol=0)
+    for i in range(40):
+        step = backend.attend(q[:, :, i : i + 1], memory, QueryPositions(start=i, total=columns))
+        torch.testing.assert_close(step, whole[:, :, i : i + 1], atol=1e-6, rtol=0)
+    prompt = backend.attend(q[:, :, 3:29], memory, QueryPositions(start=3, total=columns))
+    torch.testing.assert_close(prompt, whole[:, :, 3:29], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_forward_is_attend_at_the_whole_sequence_and_a_longer_total_realigns(pattern):
+    backend = build(pattern=pattern, block_size=8, window=0)
+    q, k, v = make_inputs(Shape(nq=32, nk=96, d=16))
+    mask = styled_mask(96)
+    memory = PreparedMemory(k, v, mask)
+
+    out = backend(q, k, v, key_padding_mask=mask)
+
+    assert torch.equal(backend.attend(q, memory), out)
+    assert torch.equal(backend.attend(q, memory, QueryPositions.whole(32)), out)
+    longer = backend.attend(q, memory, QueryPositions(start=0, total=64))
+    assert (longer - out).abs().max() > 0.1  # the first 32 of 64 columns align elsewhere
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_attend_weights_follow_the_positions(pattern):
+    backend = build(pattern=pattern, block_size=8, window=0)
+    q, k, v = make_inputs(Shape(nq=5, nk=64, d=16))
+    mask = styled_mask(64)
+    memory = PreparedMemory(k, v, mask)
+    positions = QueryPositions(start=30, total=48)
+
+    weights = backend.attend_weights(q, memory, positions)
+
+    keep = element_mask(backend.layout(48, 64), 5, 64, 8, start=30)
+    assert torch.equal(
+        weights > 0, (keep[None, None] & mask[:, None, None, :]).expand(-1, 2, -1, -1)
+    )
+    torch.testing.assert_close(weights @ v, backend.attend(q, memory, positions), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_a_decode_row_reads_only_its_blocks_kept_keys(pattern):
+    backend = build(pattern=pattern, block_size=16, window=1, stride=4)
+    total, nk = 200, 1000
+    layout = backend.layout(total, nk)
+
+    for column in (0, 17, 95, 199):
+        (group,) = sparse.row_groups(layout, 16, 1, nk, start=column)
+        read = (
+            set(group.index.tolist())
+            if group.index is not None
+            else set(range(group.key_start, group.key_start + group.width))
+        )
+        block = layout[column // 16]
+        assert (group.start, group.rows, group.count) == (0, 1, 1)
+        assert read == {j for j in range(nk) if block[j // 16]}
+
+    q, k, v = make_inputs(Shape(nq=1, nk=nk, d=16, batch=1))
+    backend.attend(q, PreparedMemory(k, v), QueryPositions(start=95, total=total))
+    kept = backend.describe()["kept_fraction"]
+    assert kept == pytest.approx(layout[95 // 16].float().mean().item())
+    assert kept < 0.5
+
+
+def test_row_groups_of_a_query_range_are_those_rows_of_the_whole_list():
+    backend = build(pattern="local", block_size=8, window=1)
+    layout = backend.layout(64, 256)
+    q, k, v = make_inputs(Shape(nq=64, nk=256, d=16, batch=1))
+    groups = sparse.row_groups(layout, 8, 64, 256)
+    whole = sparse.block_sparse_attention(q, k, v, groups, None, 0.25)
+
+    part = sparse.row_groups(layout, 8, 21, 256, start=5)
+
+    assert sum(g.rows * g.count for g in part) == 21
+    out = sparse.block_sparse_attention(q[:, :, 5:26], k, v, part, None, 0.25)
+    torch.testing.assert_close(out, whole[:, :, 5:26], atol=1e-6, rtol=0)
+
+
+def test_positions_running_past_the_total_are_rejected():
+    backend = build(block_size=8)
+    q, k, v = make_inputs(Shape(nq=4, nk=16, d=16))
+    with pytest.raises(ValueError, match="4 queries from column 6 run past the 8 columns"):
+        backend.attend(q, PreparedMemory(k, v), QueryPositions(start=6, total=8))
+
+
 # The FlexAttention route, exercised on CPU: uncompiled FlexAttention computes the same
 # masks as the compiled CUDA kernel (no backward on CPU, hence no_grad).
 
@@ -358,6 +485,25 @@ def test_flex_route_matches_the_block_route(eager_flex, pattern, block_size):
     torch.testing.assert_close(
         out.double(), kept_block_attention(backend, q, k, v, mask), atol=2e-5, rtol=0
     )
+
+
+@pytest.mark.parametrize("total", [120, 300])
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_flex_route_aligns_decode_steps_like_the_block_route(eager_flex, pattern, total):
+    backend = build(pattern=pattern, block_size=16)
+    backend.flex_devices = ("cpu",)
+    blocks = build(pattern=pattern, block_size=16)
+    q, k, v = make_inputs(Shape(nq=120, nk=400, d=32, dv=16))
+    memory = PreparedMemory(k, v, styled_mask(400))
+
+    with torch.no_grad():
+        for start, stop in [(0, 120), (0, 1), (37, 38), (119, 120), (50, 90)]:
+            positions = QueryPositions(start=start, total=total)
+            out = backend.attend(q[:, :, start:stop], memory, positions)
+
+            assert backend.describe()["implementation"] == "flex_attention"
+            expected = blocks.attend(q[:, :, start:stop], memory, positions)
+            torch.testing.assert_close(out, expected, atol=2e-5, rtol=0)
 
 
 def test_flex_failure_falls_back_to_blocks_once_per_signature(monkeypatch):
