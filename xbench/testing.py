@@ -90,7 +90,6 @@ from xbench.registry import Registered, Registry, get_registry, load_registry
 
 __all__ = [
     "CPU_FLOAT32",
-    "DECODE_SHAPE",
     "DEFAULT_TOLERANCES",
     "DEVIATION_SHAPE",
     "BackendConformance",
