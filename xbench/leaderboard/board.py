@@ -19,7 +19,14 @@ from xbench.views.units import format_bytes
 
 BASELINE = "flash"
 # Row attributes compared with the baseline row (also their CSV column names).
-FIGURES = ("train_ms", "decode_ms", "memory_bytes", "train_steps_per_s", "infer_tokens_per_s")
+FIGURES = (
+    "train_ms",
+    "prefill_ms",
+    "decode_ms",
+    "memory_bytes",
+    "train_steps_per_s",
+    "infer_tokens_per_s",
+)
 
 
 @dataclass
@@ -35,6 +42,7 @@ class Row:
     primary: float | None
     primary_std: float | None  # sample standard deviation over seeds (None below 2)
     train_ms: float | None  # cross-attention's train phase (fwd+bwd), median ms
+    prefill_ms: float | None  # its forward at a test batch (CSV and wandb only)
     decode_ms: float | None  # one decode step's cross-attention against prepared memory
     memory_bytes: float | None  # peak bytes of the train phase
     train_steps_per_s: float | None
@@ -144,6 +152,7 @@ def _row(label: str, cell: list[tuple[Path, RunResult]]) -> Row:
         primary=statistics.fmean(primaries) if primaries else None,
         primary_std=statistics.stdev(primaries) if len(primaries) > 1 else None,
         train_ms=train_ms,
+        prefill_ms=_mean(ok, lambda e: e.phase_ms("prefill")),
         decode_ms=decode_ms,
         memory_bytes=_mean(ok, lambda e: e.phase_bytes("train")),
         train_steps_per_s=_mean(ok, _steps_per_second),
@@ -156,12 +165,15 @@ def _row(label: str, cell: list[tuple[Path, RunResult]]) -> Row:
 
 
 def _why_unmeasured(records: list[RunResult]) -> str | None:
-    """``x-attn train oom: <reason>`` of the first record with a phase that could not be
-    measured, else the first record's note on its phases (an older record's origin)."""
+    """``x-attn train/decode oom: <reason>`` of the first record with phases that could not
+    be measured, else the first record's note on its phases (an older record's origin)."""
     phases = [r.efficiency.cross_attention for r in records if r.efficiency.cross_attention]
     for measured in phases:
         if unmeasured := measured.unmeasured():
-            return "; ".join(f"x-attn {name} {why}" for name, why in unmeasured)
+            names_by_why: dict[str, list[str]] = {}
+            for name, why in unmeasured:
+                names_by_why.setdefault(why, []).append(name)
+            return "; ".join(f"x-attn {'/'.join(n)} {why}" for why, n in names_by_why.items())
     return next((f"x-attn: {p.note}" for p in phases if p.note), None)
 
 

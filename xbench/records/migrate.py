@@ -23,9 +23,9 @@ from typing import Any
 SCHEMA_VERSION = 3
 #: ``CrossAttentionPhases.note`` of a record migrated from version 2 or 1.
 SINGLE_FORWARD_NOTE = (
-    "schema 2 record: one forward at the task's longest target and source with random"
-    " inputs and every key real (an all-ones mask), kept as prefill; train and decode"
-    " were not measured"
+    "older record (schema 2 or before): one forward at the task's longest target and"
+    " source, random inputs, every key real (an all-ones mask), kept as prefill; no train"
+    " or decode phase"
 )
 
 
