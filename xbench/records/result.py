@@ -58,7 +58,8 @@ class TaskFacts(Jsonable):
 
     ``data`` is the task's ``data_info`` (source, checksum, sizes, ...). ``source_length``
     and ``target_length`` are the task's ``Task.source_length``/``target_length``, the Nk
-    and Nq at which cross-attention is measured: the longest example the task produces
+    and Nq at which the backend is asked whether it runs at all (the phases are measured
+    at real batches, :class:`CrossAttentionPhases`): the longest example the task produces
     (the built-ins take the test split; speech_to_text's source is its longest clip of any
     split). ``source_length`` counts encoder positions only: tokens without BOS/EOS (text
     tasks), feature frames after subsampling (speech), image patches (captioning).
@@ -192,10 +193,6 @@ class Efficiency(Jsonable):
     decode_step_ms: float | None = None
     cross_attention: CrossAttentionPhases | None = None
     peak_memory: Memory | None = None
-
-    def phase(self, name: str) -> Measurement | None:
-        """The cross-attention measurement of phase ``name`` (None: not taken)."""
-        return self.cross_attention.phase(name) if self.cross_attention else None
 
     def phase_ms(self, name: str) -> float | None:
         """Median milliseconds of one cross-attention call in phase ``name``."""
