@@ -160,7 +160,7 @@ def test_plan_run_applies_nested_task_overrides(compose_config, registry):
         (["optim.lr=fast"], "optim.lr='fast' must be of type float"),
         (["task.data=5"], "task.data"),
         (["measure.repeats=0"], "measure.repeats=0 is out of range"),
-        (["measure.batch_size=big"], "measure.batch_size='big' must be of type int"),
+        (["measure.repeats=big"], "measure.repeats='big' must be of type int"),
         (["heatmaps.examples=65"], "heatmaps.examples=65 is out of range"),
         (["+measure.reps=3"], "measure: unknown option(s) reps"),
     ],

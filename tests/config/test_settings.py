@@ -51,7 +51,7 @@ def test_default_values_are_those_of_the_previous_yaml():
         "warmup_steps": 100,
         "label_smoothing": 0.0,
     }
-    assert config["measure"] == {"batch_size": 8, "warmup": 3, "repeats": 20}
+    assert config["measure"] == {"warmup": 3, "repeats": 20}
     assert config["heatmaps"] == {"enabled": True, "examples": 4}
     model = {"d_model": 64, "heads": 2, "encoder_layers": 2, "decoder_layers": 2}
     assert config["model"] == {**model, "ffn_dim": 256, "dropout": 0.0, "conv_kernel": 4} | {
@@ -95,9 +95,9 @@ def test_conv_kernel_zero_removes_the_convolution():
 
 
 def test_measure_overrides_reach_the_plan():
-    plan = plan_run(composed_config(["measure.batch_size=2", "measure.warmup=0"]), get_registry())
+    plan = plan_run(composed_config(["measure.repeats=2", "measure.warmup=0"]), get_registry())
 
-    assert plan.measure == MeasureSettings(batch_size=2, warmup=0)
+    assert plan.measure == MeasureSettings(repeats=2, warmup=0)
 
 
 # xbench bench: its primary config is YAML too, its defaults are BenchSettings'.

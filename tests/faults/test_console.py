@@ -110,12 +110,12 @@ def test_a_noisy_latency_is_marked_in_the_table_and_kept_in_the_record(tmp_path)
 
     result = record()
     noisy = Latency(median_ms=0.141, iqr_ms=12.264, count=20, noisy=True)
-    result.efficiency.cross_attention.latency = noisy
+    result.efficiency.cross_attention.train.latency = noisy
     console = Console(record=True, width=250)
 
     print_summary([result], console)
 
     assert "0.141 ± 12.264 (noisy)" in console.export_text()
     back = RunResult.load(result.write(tmp_path))
-    assert back.efficiency.cross_attention.latency.noisy is True
+    assert back.efficiency.cross_attention.train.latency.noisy is True
     assert Latency(median_ms=0.141, iqr_ms=0.01, count=20).text == "0.141 ± 0.010"

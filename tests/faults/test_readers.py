@@ -48,8 +48,10 @@ BAD = {
     "seed_text": (json.dumps(_set(_good_dict(), "seed", "zero")), "seed: a JSON string"),
     "created_number": (json.dumps(_set(_good_dict(), "created", 5)), "created: a JSON number"),
     "latency_text": (
-        json.dumps(_set(_good_dict(), "efficiency.cross_attention.latency.median_ms", "fast")),
-        "efficiency.cross_attention.latency.median_ms: a JSON string where float is expected",
+        json.dumps(
+            _set(_good_dict(), "efficiency.cross_attention.train.latency.median_ms", "fast")
+        ),
+        "efficiency.cross_attention.train.latency.median_ms: a JSON string where float is expected",
     ),
     "backend_text": (json.dumps(_set(_good_dict(), "backend", "flash")), "backend: a JSON string"),
     "metrics_array": (json.dumps(_set(_good_dict(), "quality.metrics", [0.5])), "quality.metrics"),

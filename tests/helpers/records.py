@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from xbench.measure.types import AttentionShape, Latency, Measurement, Memory
 from xbench.records.result import (
+    PHASES,
     BackendInfo,
+    CrossAttentionPhases,
     Efficiency,
     Environment,
     ModelInfo,
@@ -18,6 +21,12 @@ from xbench.records.result import (
 
 CPU = Environment(device="cpu", cpu="Test CPU", threads=2)
 SHAPE = AttentionShape(batch=8, heads=2, nq=10, nk=58, head_dim=32, dtype="float32", device="cpu")
+# Each phase's shape, as the runner measures them (a training and a test batch, real masks).
+SHAPES = {
+    "train": dataclasses.replace(SHAPE, batch=16, passes="fwd+bwd", padded_fraction=0.2),
+    "prefill": dataclasses.replace(SHAPE, padded_fraction=0.1),
+    "decode": dataclasses.replace(SHAPE, nq=1, passes="decode", padded_fraction=0.1),
+}
 
 
 def record(
@@ -30,6 +39,7 @@ def record(
     status: str = "ok",
     error: str | None = None,
     latency: float = 1.0,
+    decode: float = 0.05,
     memory: int = 1000,
     step_ms: float = 100.0,
     tokens: float = 500.0,
@@ -37,7 +47,8 @@ def record(
     environment: Environment | None = None,
     created: str = "2024-01-01T00:00:00",
 ) -> RunResult:
-    """A record shaped like the runner's, with chosen figures."""
+    """A record shaped like the runner's, with chosen figures: ``latency`` and ``memory``
+    are the cross-attention train phase's, ``decode`` the decode step's milliseconds."""
     config = {"backend": {"name": backend, **(options or {})}, "task": {"name": task}}
     config |= {"seed": seed, "model": {"name": "tiny"}}
     ok = status == "ok"
@@ -65,10 +76,13 @@ def record(
         efficiency=Efficiency(
             train_step=Latency(median_ms=step_ms, iqr_ms=0.0, count=10),
             inference_tokens_per_second=tokens,
-            cross_attention=Measurement(
-                shape=SHAPE,
-                latency=Latency(median_ms=latency, iqr_ms=0.0, count=20),
-                memory=Memory(bytes=memory, method="live tensor storages"),
+            decode_step_ms=10 * decode,
+            cross_attention=CrossAttentionPhases(
+                train=measured("train", latency, memory),
+                prefill=measured("prefill", latency / 4, memory // 4),
+                decode=measured("decode", decode, memory // 40),
+                train_share=2 * latency / step_ms,
+                decode_share=0.2,
             ),
         )
         if ok
@@ -76,6 +90,15 @@ def record(
         environment=environment or CPU,
         config=config,
         created=created,
+    )
+
+
+def measured(phase: str, ms: float, memory: int) -> Measurement:
+    """An ok measurement of ``phase`` at its shape in :data:`SHAPES`."""
+    return Measurement(
+        shape=SHAPES[phase],
+        latency=Latency(median_ms=ms, iqr_ms=0.0, count=20),
+        memory=Memory(bytes=memory, method="live tensor storages"),
     )
 
 
@@ -87,6 +110,8 @@ def found(*records: RunResult) -> list[tuple[Path, RunResult]]:
 def not_measured(
     result: RunResult, status: str = "oom", reason: str | None = "CUDA out of memory while timing"
 ) -> RunResult:
-    """``result`` with a cross-attention measurement that could not be taken (the run ok)."""
-    result.efficiency.cross_attention = Measurement(shape=SHAPE, status=status, reason=reason)
+    """``result`` with cross-attention phases that could not be measured (the run ok)."""
+    result.efficiency.cross_attention = CrossAttentionPhases(
+        **{name: Measurement(shape=SHAPES[name], status=status, reason=reason) for name in PHASES}
+    )
     return result

@@ -122,5 +122,5 @@ def test_the_wandb_run_summary_holds_the_record_headline(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     logged = json.loads(done.stdout)["summary"]
     assert {k: logged[k] for k in headline(record)} == headline(record)
-    assert logged["cross_attention/latency_ms"] == pytest.approx(0.06114900000397938)
+    assert logged["cross_attention/prefill/latency_ms"] == pytest.approx(0.06114900000397938)
     assert logged["test/f1"] == pytest.approx(0.8913333415985107)

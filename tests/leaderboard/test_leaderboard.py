@@ -14,13 +14,20 @@ from pathlib import Path
 
 import pytest
 from helpers.records import found, not_measured, record
+from rich.console import Console
 
 from xbench.cli.main import main
-from xbench.leaderboard.board import build_leaderboard, display_rows, pareto_front
-from xbench.leaderboard.publish import write_report
-from xbench.records.result import (
-    Environment,
+from xbench.leaderboard.board import (
+    build_leaderboard,
+    data_records,
+    display_columns,
+    display_rows,
+    pareto_front,
 )
+from xbench.leaderboard.console import print_leaderboard
+from xbench.leaderboard.html import render_html
+from xbench.leaderboard.publish import write_report
+from xbench.records.result import Environment, RunResult
 
 
 def test_seeds_are_averaged_with_their_standard_deviation():
@@ -78,8 +85,8 @@ def test_a_partly_failed_cell_keeps_its_finished_seeds():
 def test_ratios_are_relative_to_flash_on_the_same_device():
     gpu = Environment(device="NVIDIA H100")
     records = [
-        record("flash", latency=2.0, memory=1000, step_ms=100.0, tokens=400.0),
-        record("naive", latency=5.0, memory=4000, step_ms=200.0, tokens=100.0),
+        record("flash", latency=2.0, decode=0.1, memory=1000, step_ms=100.0, tokens=400.0),
+        record("naive", latency=5.0, decode=0.3, memory=4000, step_ms=200.0, tokens=100.0),
         record("sparse", environment=gpu),
     ]
     (board,) = build_leaderboard(found(*records))
@@ -87,13 +94,16 @@ def test_ratios_are_relative_to_flash_on_the_same_device():
     assert board.baseline == "flash"
     assert rows["naive"].vs_baseline == pytest.approx(
         {
-            "latency_ms": 2.5,
+            "train_ms": 2.5,
+            "prefill_ms": 2.5,
+            "decode_ms": 3.0,
             "memory_bytes": 4.0,
             "train_steps_per_s": 0.5,
             "infer_tokens_per_s": 0.25,
         }
     )
-    assert rows["flash"].vs_baseline["latency_ms"] == pytest.approx(1.0)
+    assert rows["flash"].vs_baseline["train_ms"] == pytest.approx(1.0)
+    assert rows["naive"].decode_ms == pytest.approx(0.3) and rows["naive"].train_ms == 5.0
     assert set(rows["sparse"].vs_baseline.values()) == {None}, "another device: no ratio"
     assert rows["sparse"].device == "NVIDIA H100" and rows["naive"].device.startswith("cpu (")
 
@@ -103,11 +113,12 @@ def test_a_measurement_that_failed_leaves_its_figures_blank_and_keeps_the_qualit
     (board,) = build_leaderboard(found(record("flash", primary=0.5), failed))
     naive = next(r for r in board.rows if r.backend == "naive")
     assert naive.status == "ok" and naive.primary == pytest.approx(0.7)
-    assert naive.latency_ms is None and naive.memory_bytes is None
+    assert naive.train_ms is None and naive.decode_ms is None and naive.memory_bytes is None
     assert naive.train_steps_per_s == pytest.approx(10.0), "the other figures stay"
     cells = display_rows(board)[board.rows.index(naive)]
-    assert cells[5:9] == ["", "", "", ""]
-    assert naive.reason == cells[-1] == "x-attn oom: CUDA out of memory while timing"
+    assert cells[5:11] == [""] * 6
+    assert cells[-1] == naive.reason
+    assert naive.reason == "x-attn train/prefill/decode oom: CUDA out of memory while timing"
     assert next(r for r in board.rows if r.backend == "flash").reason == ""
 
 
@@ -120,10 +131,11 @@ def test_the_reason_names_an_unmeasured_cross_attention_only_when_its_figures_ar
     (board,) = build_leaderboard(found(unsupported, *partly, *both))
 
     rows = {r.backend: r for r in board.rows}
-    assert rows["naive"].reason == "x-attn unsupported: needs head_dim 128"
-    assert rows["linear"].latency_ms == pytest.approx(3.0) and rows["linear"].reason == ""
+    assert rows["naive"].reason == "x-attn train/prefill/decode unsupported: needs head_dim 128"
+    assert rows["linear"].train_ms == pytest.approx(3.0) and rows["linear"].reason == ""
     assert rows["sparse"].reason == (
-        "1 of 2 seeds did not finish: interrupted; x-attn oom: CUDA out of memory while timing"
+        "1 of 2 seeds did not finish: interrupted;"
+        " x-attn train/prefill/decode oom: CUDA out of memory while timing"
     )
 
 
@@ -179,7 +191,8 @@ def test_report_files(tmp_path):
     rows = list(csv.DictReader(io.StringIO((tmp_path / "leaderboard.csv").read_text())))
     assert [r["backend"] for r in rows] == ["flash", "naive", "boom"]
     assert float(rows[0]["primary_mean"]) == pytest.approx(0.55)
-    assert float(rows[1]["latency_ms_vs_flash"]) == pytest.approx(3.0)
+    assert float(rows[1]["train_ms_vs_flash"]) == pytest.approx(3.0)
+    assert float(rows[1]["train_share"]) == pytest.approx(2 * 3.0 / 100.0)
     assert rows[2]["status"] == "failed" and rows[2]["primary_mean"] == ""
 
     md = (tmp_path / "leaderboard.md").read_text()
@@ -224,8 +237,10 @@ def test_leaderboard_command_names_a_missing_folder(tmp_path, capsys):
 # A record written by the previous release (schema version 1) for `xbench run task=qa`.
 V1_QA = Path(__file__).parents[1] / "records" / "fixtures" / "result_v1_qa.json"
 V1_ROW = (
-    "| 1 | flash | ok | 0.8913 | 1 | 0.061 | 1.00× | 22.9 KiB | 1.00× | 19.22 | 1.00× | 6525"
-    " | 1.00× | cpu (Intel(R) Xeon(R) Processor, 2 threads) |  |"
+    "| 1 | flash | ok | 0.8913 | 1 |  |  |  |  |  |  | 19.22 | 1.00× | 6525 | 1.00× |"
+    " cpu (Intel(R) Xeon(R) Processor, 2 threads) | x-attn: older record (schema 2 or before):"
+    " one forward at the task's longest target and source, random inputs, every key real"
+    " (an all-ones mask), kept as prefill; no train or decode phase |"
 )
 
 
@@ -250,14 +265,14 @@ def test_a_version_1_record_shows_on_the_leaderboard(tmp_path, caplog):
     (row,) = csv.DictReader(io.StringIO((tmp_path / "report" / "leaderboard.csv").read_text()))
     assert row["backend"] == "flash" and row["run_dirs"] == str(paths["v1"].parent)
     assert float(row["primary_mean"]) == pytest.approx(0.8913333415985107)
-    assert float(row["latency_ms"]) == pytest.approx(0.06114900000397938)
-    assert float(row["memory_bytes"]) == 23448
+    assert float(row["prefill_ms"]) == pytest.approx(0.06114900000397938)
+    assert row["train_ms"] == row["decode_ms"] == row["memory_bytes"] == ""
     assert float(row["train_steps_per_s"]) == pytest.approx(1e3 / 52.024490499988474)
     assert float(row["infer_tokens_per_s"]) == pytest.approx(6524.68420452437)
     corrupt, newer = (r.getMessage() for r in caplog.records if r.levelname == "WARNING")
     assert corrupt.startswith(f"skipping {paths['corrupt']}: not valid JSON (")
     assert newer == (
-        f"skipping {paths['newer']}: schema version 99 is newer than this xbench reads (2);"
+        f"skipping {paths['newer']}: schema version 99 is newer than this xbench reads (3);"
         " upgrade xbench to read it"
     )
 
@@ -277,6 +292,45 @@ def test_the_leaderboard_command_shows_a_version_1_record(tmp_path):
     corrupt, newer = done.stderr.splitlines()
     assert corrupt.startswith(f"skipping {paths['corrupt']}: not valid JSON (")
     assert newer == (
-        f"skipping {paths['newer']}: schema version 99 is newer than this xbench reads (2);"
+        f"skipping {paths['newer']}: schema version 99 is newer than this xbench reads (3);"
         " upgrade xbench to read it"
     )
+
+
+V2_QA = Path(__file__).parents[1] / "records" / "fixtures" / "result_v2_qa.json"
+
+
+def test_an_older_record_and_a_new_one_share_a_board(tmp_path):
+    old = RunResult.load(V2_QA)  # naive, one forward with every key real: prefill only
+    new = record("flash", latency=2.0, decode=0.04, memory=3000, step_ms=50.0)
+    new.environment = old.environment  # measured on the same machine: ratios apply
+
+    (board,) = build_leaderboard(found(old, new))
+
+    rows = {r.backend: r for r in board.rows}
+    assert rows["naive"].train_ms is rows["naive"].decode_ms is None
+    assert rows["naive"].prefill_ms == pytest.approx(0.08638249983050628)
+    assert rows["naive"].reason.startswith("x-attn: older record (schema 2 or before)")
+    assert rows["naive"].vs_baseline["prefill_ms"] == pytest.approx(0.08638249983050628 / 0.5)
+    assert rows["naive"].vs_baseline["train_ms"] is None
+    assert (rows["flash"].train_ms, rows["flash"].decode_ms) == (2.0, 0.04)
+    assert rows["flash"].memory_bytes == 3000 and rows["flash"].reason == ""
+    assert rows["naive"].infer_tokens_per_s == pytest.approx(265.39897363786133)
+
+
+def test_every_view_has_the_train_decode_memory_and_tokens_columns(tmp_path):
+    (board,) = build_leaderboard(found(record("flash", latency=2.0, decode=0.04, memory=3000)))
+    columns = display_columns(board)
+    named = ("x-attn train ms", "x-attn decode ms", "x-attn train mem", "infer tok/s")
+    cells = dict(zip(columns, display_rows(board)[0], strict=True))
+    assert [cells[name] for name in named] == ["2.000", "0.0400", "2.9 KiB", "500"]
+
+    console = Console(record=True, width=400)
+    print_leaderboard([board], console)
+    text = console.export_text()
+    assert all(name in text for name in named) and "0.0400" in text
+    page = render_html([board], {}, ["/runs"])
+    assert all(f"<th>{name}</th>" in page for name in named)
+    (raw,) = data_records(board)
+    assert (raw["train_ms"], raw["decode_ms"], raw["memory_bytes"]) == (2.0, 0.04, 3000)
+    assert raw["infer_tokens_per_s"] == 500.0 and raw["decode_share"] == pytest.approx(0.2)

@@ -17,6 +17,7 @@ from xbench.records.result import (
     SCHEMA_VERSION,
     STATUSES,
     BackendInfo,
+    CrossAttentionPhases,
     Efficiency,
     Environment,
     ModelInfo,
@@ -42,12 +43,31 @@ def make_result(**changes) -> RunResult:
         "seed": 3,
         "quality": Quality(primary_metric="f1", primary=0.75, metrics={"f1": 0.75, "em": 0.5}),
         "efficiency": Efficiency(
-            cross_attention=Measurement(
-                shape=AttentionShape(
-                    batch=2, heads=2, nq=4, nk=8, head_dim=16, dtype="float32", device="cpu"
+            decode_step_ms=1.5,
+            cross_attention=CrossAttentionPhases(
+                train=Measurement(
+                    shape=AttentionShape(
+                        batch=2, heads=2, nq=4, nk=8, head_dim=16, dtype="float32", device="cpu"
+                    ),
+                    latency=Latency(median_ms=0.2, iqr_ms=0.01, count=5),
                 ),
-                latency=Latency(median_ms=0.2, iqr_ms=0.01, count=5),
-            )
+                decode=Measurement(
+                    shape=AttentionShape(
+                        batch=2,
+                        heads=2,
+                        nq=1,
+                        nk=8,
+                        head_dim=16,
+                        dtype="float32",
+                        device="cpu",
+                        passes="decode",
+                        padded_fraction=0.25,
+                    ),
+                    status="oom",
+                    reason="out of memory",
+                ),
+                train_share=0.1,
+            ),
         ),
         "environment": Environment(python="3.11", threads=2),
         "config": {"backend": {"name": "flash"}, "seed": 3},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 
@@ -11,8 +12,11 @@ from helpers import SMALL_QA, composed_config
 
 import xbench
 from xbench.api.backend import BackendSpec
-from xbench.records.result import RunResult
+from xbench.measure.inputs import padded_share
+from xbench.records.result import PHASES, RunResult
 from xbench.registry import get_registry, load_registry
+from xbench.run.model import EncoderDecoder
+from xbench.run.phases import RealBatch, first_batch, real_batch
 from xbench.run.plan import plan_run
 from xbench.run.runner import execute
 from xbench_plugins.naive import NaiveAttention
@@ -29,19 +33,46 @@ def test_fast_dev_run_per_backend_writes_an_ok_record(backend, tmp_path):
     assert stored.backend.name == backend
     assert set(stored.quality.metrics) == {"exact_match", "f1"}
     assert 0.0 <= stored.quality.primary <= 1.0
-    xattn = stored.efficiency.cross_attention
-    assert xattn.status == "ok" and xattn.latency.median_ms > 0
-    assert xattn.shape.nk == stored.task.source_length
+    phases = stored.efficiency.cross_attention
+    for name in PHASES:
+        measured = phases.phase(name)
+        assert measured.status == "ok" and measured.latency.median_ms > 0, name
+    test_batch = first_test_batch(config)
+    for name in ("prefill", "decode"):  # the test batch the run decoded first, its own mask
+        shape = phases.phase(name).shape
+        assert shape.batch == test_batch.batch and shape.nk == test_batch.keys
+        assert shape.nk <= stored.task.source_length, "the task's longest test source"
+        assert shape.padded_fraction == padded_share(test_batch.mask) > 0
+    assert phases.prefill.shape.nq == test_batch.decoder_length and phases.decode.shape.nq == 1
+    assert phases.train.shape.batch == config["task"]["batch_size"]
+    assert phases.train.shape.padded_fraction > 0, "a training batch of QA sources is ragged"
+    assert 0 < phases.train_share <= 1 and 0 < phases.decode_share <= 1
+    assert stored.efficiency.decode_step_ms > 0
     assert stored.environment.torch == torch.__version__
     assert stored.task.data["checksum"]
 
 
-def test_measure_settings_shape_the_timed_call(tmp_path):
-    config = composed_config(["backend=naive", "measure.batch_size=3", "measure.repeats=2", *DEBUG])
+def first_test_batch(config: dict) -> RealBatch:
+    """The shape and mask of the first test batch of the run's task, built again."""
+    plan = plan_run(config, get_registry())
+    task = plan.task.build(plan.task_options)
+    model = EncoderDecoder(
+        plan.model,
+        task.tokenizer.vocab_size,
+        task.tokenizer.pad_id,
+        task.frontend,
+        functools.partial(plan.backend.build, plan.backend_options),
+    )
+    return real_batch(model, first_batch(task.datamodule.test_dataloader()))
+
+
+def test_measure_settings_time_every_phase(tmp_path):
+    config = composed_config(["backend=naive", "measure.repeats=2", "measure.warmup=0", *DEBUG])
     result = execute(plan_run(config, get_registry()), tmp_path)
     assert result.status == "ok", result.error
-    timed = result.efficiency.cross_attention
-    assert timed.shape.batch == 3 and timed.latency.count == 2
+    phases = result.efficiency.cross_attention
+    assert [phases.phase(name).latency.count for name in PHASES] == [2, 2, 2]
+    assert phases.decode.prepare.count == 2
 
 
 def test_same_seed_same_metrics(tmp_path):

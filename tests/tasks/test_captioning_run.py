@@ -32,7 +32,7 @@ def test_fast_dev_run_on_embedded_scenes(backend, tmp_path):
     assert set(result.quality.metrics) == {"cider", "bleu4", "attributes", "relations"}
     assert result.quality.primary_metric == "cider" and result.quality.primary >= 0
     assert result.task.source_length == 16
-    assert result.efficiency.cross_attention.shape.nk == 16
+    assert result.efficiency.cross_attention.prefill.shape.nk == 16
 
 
 @pytest.mark.slow

@@ -1,5 +1,5 @@
-"""The console table a run ends with: the record's figures, and the first line of a
-failure's error."""
+"""The console tables a run ends with: the record's figures, a row per cross-attention
+phase, and the first line of a failure's error."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 from helpers.records import not_measured, record
 from rich.console import Console
 
-from xbench.records.result import RunResult
+from xbench.measure.types import Flops
+from xbench.records.result import PHASES, RunResult
 from xbench.views.run_summary import print_summary
 
 V1_QA = Path(__file__).parents[1] / "records" / "fixtures" / "result_v1_qa.json"
@@ -20,40 +21,65 @@ def shown(results: list[RunResult]) -> str:
     return console.export_text()
 
 
-def test_a_finished_run_shows_its_quality_latency_and_memory():
-    text = shown([RunResult.load(V1_QA)])
-    (row,) = [line for line in text.splitlines() if "flash" in line]
-    cells = [cell.strip() for cell in row.strip("│ ").split("│")]
-    assert cells == [
-        "flash",
-        "qa",
-        "ok",
-        "f1 ↑ 0.891",
-        "exact_match=0.879 f1=0.891",
-        "52.0",
-        "6525",
-        "0.061 ± 0.004",
-        "22.9 KiB",
-        "647.8 MiB",
+def cells_of(text: str, *words: str) -> list[list[str]]:
+    """The cells of each table row that holds every one of ``words``."""
+    rows = [line for line in text.splitlines() if "│" in line and all(w in line for w in words)]
+    return [[cell.strip() for cell in row.strip("│ ").split("│")] for row in rows]
+
+
+def test_a_finished_run_shows_its_quality_steps_and_shares():
+    flash = record(backend="flash", latency=2.0, decode=0.05, step_ms=100.0, tokens=640.0)
+    (cells,) = cells_of(shown([flash]), "flash", "qa", "ok")
+    assert cells[:5] == ["flash", "qa", "ok", "f1 ↑ 0.500", "f1=0.500"]
+    assert cells[5:] == ["100.0", "4%", "0.50", "20%", "640", "-"]
+
+
+def test_each_phase_shows_its_shape_latency_memory_and_roof():
+    flash = record(backend="flash", latency=2.0, decode=0.05, memory=4000)
+    phases = flash.efficiency.cross_attention
+    phases.train.flops = Flops(count=4 * 10**9)
+    phases.decode.bytes_moved = 10**6
+
+    text = shown([flash])
+
+    train, prefill, decode = (cells_of(text, "flash × qa", f" {p} ")[0] for p in PHASES)
+    assert train == ["flash × qa", "train", "16×10×58, 20% padded", "2.000 ± 0.000", "-"] + [
+        "3.9 KiB",
+        "2.000 TFLOP/s",
     ]
-    assert "not measured" not in text
+    assert prefill[1:4] == ["prefill", "8×10×58, 10% padded", "0.500 ± 0.000"]
+    assert prefill[6] == "-", "no FLOP count, no throughput"
+    assert decode[1:3] == ["decode", "8×1×58, 10% padded"]
+    assert decode[6] == "20.00 GB/s", "a decode step's roof is bytes read per second"
+
+
+def test_an_older_record_shows_its_one_forward_as_prefill_with_the_note():
+    text = shown([RunResult.load(V1_QA)])
+
+    (prefill,) = cells_of(text, "flash × qa", "prefill")
+    assert prefill[2:4] == ["8×10×58, 0% padded", "0.061 ± 0.004"]
+    assert prefill[5:] == ["22.9 KiB", "0.019 TFLOP/s"]
+    assert not cells_of(text, "flash × qa", " train ") and not cells_of(text, " decode ")
+    assert "flash × qa: older record (schema 2 or before)" in text
+    (cells,) = cells_of(text, "flash", "ok", "f1 ↑")
+    assert cells[5:] == ["52.0", "-", "-", "-", "6525", "647.8 MiB"]
 
 
 def test_a_finished_run_whose_cross_attention_was_not_measured_says_why():
     unmeasured = not_measured(record(backend="flash"), reason="CUDA out of memory [8.00 GiB]")
     text = shown([unmeasured])
-    (row,) = [line for line in text.splitlines() if "flash" in line and "│" in line]
-    cells = [cell.strip() for cell in row.strip("│ ").split("│")]
-    assert cells[2] == "ok" and cells[7:9] == ["-", "-"]
-    line = "flash × qa: cross-attention not measured: oom: CUDA out of memory [8.00 GiB]"
+    (cells,) = cells_of(text, "flash", "qa", "ok")
+    assert cells[6] == cells[8] == "-", "no share without a phase figure"
+    (decode,) = cells_of(text, "flash × qa", " decode ")
+    assert decode[3:] == ["oom: CUDA out of memory [8.00 GiB]", "-", "-", "-"]
+    line = "flash × qa: cross-attention train not measured: oom: CUDA out of memory [8.00 GiB]"
     assert line in text.splitlines()
 
 
 def test_a_failed_run_shows_dashes_and_its_first_error_line():
     failed = record(backend="naive", status="oom", error="CUDA out of memory\nTraceback ...")
     text = shown([failed])
-    (row,) = [line for line in text.splitlines() if "naive" in line and "│" in line]
-    cells = [cell.strip() for cell in row.strip("│ ").split("│")]
-    assert cells[2:] == ["oom", "-", "", "-", "-", "-", "-", "-"]
+    (cells,) = cells_of(text, "naive")
+    assert cells[2:] == ["oom", "-", "", "-", "-", "-", "-", "-", "-"]
     assert "naive × qa: oom CUDA out of memory" in text.splitlines()
-    assert "Traceback" not in text
+    assert "Traceback" not in text and "cross-attention phases" not in text

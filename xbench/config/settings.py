@@ -63,9 +63,9 @@ class HeatmapSettings:
 
 @dataclass
 class MeasureSettings:
-    """The ``measure`` node: cross-attention timed alone, at the task's real shapes."""
+    """The ``measure`` node: cross-attention timed alone in its train, prefill and decode
+    phases, at the batch sizes, shapes and padding masks of the task's own batches."""
 
-    batch_size: int = option(8, help="batch of the timed kernel call", min=1)
     warmup: int = option(3, help="untimed calls before timing", min=0)
     repeats: int = option(20, help="timed calls; median and IQR are reported", min=1)
 

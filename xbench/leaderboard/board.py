@@ -19,7 +19,14 @@ from xbench.views.units import format_bytes
 
 BASELINE = "flash"
 # Row attributes compared with the baseline row (also their CSV column names).
-FIGURES = ("latency_ms", "memory_bytes", "train_steps_per_s", "infer_tokens_per_s")
+FIGURES = (
+    "train_ms",
+    "prefill_ms",
+    "decode_ms",
+    "memory_bytes",
+    "train_steps_per_s",
+    "infer_tokens_per_s",
+)
 
 
 @dataclass
@@ -34,10 +41,14 @@ class Row:
     runs: int  # records combined (finished or not)
     primary: float | None
     primary_std: float | None  # sample standard deviation over seeds (None below 2)
-    latency_ms: float | None
-    memory_bytes: float | None
+    train_ms: float | None  # cross-attention's train phase (fwd+bwd), median ms
+    prefill_ms: float | None  # its forward at a test batch (CSV and wandb only)
+    decode_ms: float | None  # one decode step's cross-attention against prepared memory
+    memory_bytes: float | None  # peak bytes of the train phase
     train_steps_per_s: float | None
-    infer_tokens_per_s: float | None
+    infer_tokens_per_s: float | None  # greedy decoding of the test split (cached decoder)
+    train_share: float | None  # of a training step, all decoder layers' cross-attention
+    decode_share: float | None  # of a decoding step
     device: str
     run_dirs: list[str]
     vs_baseline: dict[str, float | None] = field(default_factory=dict)
@@ -126,8 +137,9 @@ def _row(label: str, cell: list[tuple[Path, RunResult]]) -> Row:
     reasons = [first_line(failing[0].error)] if failing else []
     if ok and failing:
         reasons = [f"{len(failing)} of {len(records)} seeds did not finish: {reasons[0]}"]
-    latency_ms = _mean(ok, lambda e: e.attention_ms)
-    if latency_ms is None and (why := _why_unmeasured(ok)):  # say why its figures are blank
+    train_ms = _mean(ok, lambda e: e.phase_ms("train"))
+    decode_ms = _mean(ok, lambda e: e.phase_ms("decode"))
+    if None in (train_ms, decode_ms) and (why := _why_unmeasured(ok)):  # why blanks are blank
         reasons.append(why)
     primaries = [r.quality.primary for r in ok if r.quality.primary is not None]
     return Row(
@@ -139,22 +151,35 @@ def _row(label: str, cell: list[tuple[Path, RunResult]]) -> Row:
         runs=len(records),
         primary=statistics.fmean(primaries) if primaries else None,
         primary_std=statistics.stdev(primaries) if len(primaries) > 1 else None,
-        latency_ms=latency_ms,
-        memory_bytes=_mean(ok, lambda e: e.attention_bytes),
+        train_ms=train_ms,
+        prefill_ms=_mean(ok, lambda e: e.phase_ms("prefill")),
+        decode_ms=decode_ms,
+        memory_bytes=_mean(ok, lambda e: e.phase_bytes("train")),
         train_steps_per_s=_mean(ok, _steps_per_second),
         infer_tokens_per_s=_mean(ok, lambda e: e.inference_tokens_per_second),
+        train_share=_mean(ok, lambda e: _share(e, "train_share")),
+        decode_share=_mean(ok, lambda e: _share(e, "decode_share")),
         device=device_of(records[0]),
         run_dirs=[str(path.parent) for path, _ in cell],
     )
 
 
 def _why_unmeasured(records: list[RunResult]) -> str | None:
-    """``x-attn oom: <reason>`` of the first record whose measurement could not be taken."""
-    for record in records:
-        measured = record.efficiency.cross_attention
-        if measured and measured.why_not_measured:
-            return f"x-attn {measured.why_not_measured}"
-    return None
+    """``x-attn train/decode oom: <reason>`` of the first record with phases that could not
+    be measured, else the first record's note on its phases (an older record's origin)."""
+    phases = [r.efficiency.cross_attention for r in records if r.efficiency.cross_attention]
+    for measured in phases:
+        if unmeasured := measured.unmeasured():
+            names_by_why: dict[str, list[str]] = {}
+            for name, why in unmeasured:
+                names_by_why.setdefault(why, []).append(name)
+            return "; ".join(f"x-attn {'/'.join(n)} {why}" for why, n in names_by_why.items())
+    return next((f"x-attn: {p.note}" for p in phases if p.note), None)
+
+
+def _share(efficiency: Efficiency, name: str) -> float | None:
+    phases = efficiency.cross_attention
+    return getattr(phases, name) if phases else None
 
 
 def _mean(records: list[RunResult], figure: Callable[[Efficiency], float | None]) -> float | None:
@@ -271,9 +296,11 @@ def display_columns(board: TaskBoard) -> list[str]:
         "status",
         f"{board.metric} {board.arrow}",
         "seeds",
-        "x-attn ms",
+        "x-attn train ms",
         versus,
-        "x-attn memory",
+        "x-attn decode ms",
+        versus,
+        "x-attn train mem",
         versus,
         "train steps/s",
         versus,
@@ -300,8 +327,10 @@ def display_rows(board: TaskBoard) -> list[list[str]]:
                 row.status,
                 quality,
                 seeds,
-                _number(row.latency_ms, ".3f"),
-                _ratio(ratios.get("latency_ms")),
+                _number(row.train_ms, ".3f"),
+                _ratio(ratios.get("train_ms")),
+                _number(row.decode_ms, ".4f"),
+                _ratio(ratios.get("decode_ms")),
                 "" if row.memory_bytes is None else format_bytes(row.memory_bytes),
                 _ratio(ratios.get("memory_bytes")),
                 _number(row.train_steps_per_s, ".2f"),
@@ -335,6 +364,7 @@ def data_records(board: TaskBoard) -> list[dict[str, Any]]:
         for name in FIGURES:
             record[name] = getattr(row, name)
             record[f"{name}_vs_{BASELINE}"] = row.vs_baseline.get(name)
+        record |= {"train_share": row.train_share, "decode_share": row.decode_share}
         record |= {"device": row.device, "reason": row.reason, "run_dirs": " ".join(row.run_dirs)}
         out.append(record)
     return out

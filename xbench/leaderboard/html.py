@@ -70,7 +70,7 @@ def _section(board: TaskBoard, plot: Path | None) -> list[str]:
     parts.append("</tbody></table>")
     if plot is not None:
         data = base64.b64encode(plot.read_bytes()).decode("ascii")
-        alt = f"{board.task}: {board.metric} vs cross-attention latency, Pareto front marked"
+        alt = f"{board.task}: {board.metric} vs cross-attention train-phase ms, Pareto front marked"
         parts.append(f'<img src="data:image/png;base64,{data}" alt="{_text(alt)}">')
     return parts
 

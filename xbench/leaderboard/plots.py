@@ -1,4 +1,5 @@
-"""Quality-vs-latency plots per task (PNG), with the Pareto front marked.
+"""Quality-vs-latency plots per task (PNG), with the Pareto front marked; the latency is
+cross-attention's train phase (forward+backward at a real training batch).
 
 Uses matplotlib's object API with the Agg canvas: no display, no global backend switch.
 """
@@ -26,11 +27,11 @@ def pareto_plot(board: TaskBoard, out_dir: Path) -> Path | None:
     rows = [
         r
         for r in board.rows
-        if r.status == "ok" and r.primary is not None and r.latency_ms is not None
+        if r.status == "ok" and r.primary is not None and r.train_ms is not None
     ]
     if not rows:
         return None
-    points = [(r.latency_ms, r.primary) for r in rows]
+    points = [(r.train_ms, r.primary) for r in rows]
     front = set(pareto_front(points, board.higher_is_better))
     figure = Figure(figsize=(7, 4.5), dpi=100)
     FigureCanvasAgg(figure)
@@ -38,7 +39,7 @@ def pareto_plot(board: TaskBoard, out_dir: Path) -> Path | None:
     for index, row in enumerate(rows):
         on_front = index in front
         axes.errorbar(
-            row.latency_ms,
+            row.train_ms,
             row.primary,
             yerr=row.primary_std,
             fmt="o",
@@ -48,7 +49,7 @@ def pareto_plot(board: TaskBoard, out_dir: Path) -> Path | None:
         )
         axes.annotate(
             _plain(row.label),
-            (row.latency_ms, row.primary),
+            (row.train_ms, row.primary),
             fontsize=8,
             xytext=(4, 4),
             textcoords="offset points",
@@ -62,7 +63,7 @@ def pareto_plot(board: TaskBoard, out_dir: Path) -> Path | None:
         alpha=0.5,
         label="Pareto front",
     )
-    axes.set_xlabel("cross-attention latency, ms (median at the task's shapes)")
+    axes.set_xlabel("cross-attention train phase (fwd+bwd), ms: median at a real batch")
     direction = "higher" if board.higher_is_better else "lower"
     axes.set_ylabel(f"{board.metric} ({direction} is better)")
     if not board.higher_is_better:

@@ -11,13 +11,22 @@ Version 1 (xbench 0.1) kept dict payloads: ``model`` flat (name next to the sett
 ``flops_convention`` and a derived ``tflops`` side by side (only ``shape``, ``status`` and
 ``reason`` when it could not run). Version 2 types them as
 :class:`~xbench.measure.types.Latency`, :class:`~xbench.measure.types.Measurement` etc.
+Version 3 measures cross-attention in three phases (``train``, ``prefill``, ``decode``) with
+the task's real padding masks; version 2's single forward at the task's longest shapes,
+every key real, becomes the ``prefill`` phase with a note saying so.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+#: ``CrossAttentionPhases.note`` of a record migrated from version 2 or 1.
+SINGLE_FORWARD_NOTE = (
+    "older record (schema 2 or before): one forward at the task's longest target and"
+    " source, random inputs, every key real (an all-ones mask), kept as prefill; no train"
+    " or decode phase"
+)
 
 
 class NewerSchemaError(ValueError):
@@ -93,5 +102,15 @@ def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
+    efficiency = dict(data.get("efficiency") or {})
+    if efficiency.get("cross_attention") is not None:
+        efficiency["cross_attention"] = {
+            "prefill": efficiency["cross_attention"],
+            "note": SINGLE_FORWARD_NOTE,
+        }
+    return data | {"schema_version": 3, "efficiency": efficiency}
+
+
 # version -> the step that turns a record of that version into the next one
-_STEPS = {1: _v1_to_v2}
+_STEPS = {1: _v1_to_v2, 2: _v2_to_v3}

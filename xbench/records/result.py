@@ -58,7 +58,8 @@ class TaskFacts(Jsonable):
 
     ``data`` is the task's ``data_info`` (source, checksum, sizes, ...). ``source_length``
     and ``target_length`` are the task's ``Task.source_length``/``target_length``, the Nk
-    and Nq at which cross-attention is measured: the longest example the task produces
+    and Nq at which the backend is asked whether it runs at all (the phases are measured
+    at real batches, :class:`CrossAttentionPhases`): the longest example the task produces
     (the built-ins take the test split; speech_to_text's source is its longest clip of any
     split). ``source_length`` counts encoder positions only: tokens without BOS/EOS (text
     tasks), feature frames after subsampling (speech), image patches (captioning).
@@ -109,36 +110,97 @@ class Quality(Jsonable):
     samples: list[Sample] = field(default_factory=list)
 
 
+#: The cross-attention phases a run measures, in the order views show them.
+PHASES = ("train", "prefill", "decode")
+#: Each phase's throughput, by the :class:`~xbench.measure.types.Measurement` property that
+#: gives it: train and prefill are bound by arithmetic (FLOP/s), while a decode step reads
+#: all of K and V for one query row per sequence, so its roof is bytes read per second.
+ROOFS = {"train": "tflops", "prefill": "tflops", "decode": "bytes_per_second"}
+
+
+@dataclass
+class CrossAttentionPhases(Jsonable):
+    """The cross-attention op measured alone after the test, at the shapes and with the
+    padding masks of the task's own batches (random q, k, v), once per phase:
+
+    - ``train``: forward+backward, a training batch (Nq = its decoder columns, prompt
+      included) against its sources;
+    - ``prefill``: forward only, the first test batch teacher-forced the same way;
+    - ``decode``: one query row per sequence (Nq = 1) against the test batch's memory,
+      prepared before timing (the one-off cost is ``decode.prepare``); its roof is the
+      K+V bytes read per second, where the other two are bound by FLOP/s.
+
+    ``train_share`` and ``decode_share`` are the part of a training step and of a cached
+    decoding step that cross-attention takes: decoder layers × the phase's median over
+    the step's (above 1 only when timing noise or a cold cache says the figures disagree).
+    ``note`` says what a reader must know about the figures (a migrated record's origin,
+    or why no phase was measured). A phase that could not be measured is a
+    :class:`~xbench.measure.types.Measurement` with its status and reason; None: not taken.
+    """
+
+    train: Measurement | None = None
+    prefill: Measurement | None = None
+    decode: Measurement | None = None
+    train_share: float | None = None
+    decode_share: float | None = None
+    note: str | None = None
+
+    def phase(self, name: str) -> Measurement | None:
+        """The measurement of phase ``name`` (one of :data:`PHASES`)."""
+        if name not in PHASES:
+            raise ValueError(f"phase {name!r} is not one of {PHASES}")
+        return getattr(self, name)
+
+    def median_ms(self, name: str) -> float | None:
+        """Median milliseconds of one call in phase ``name``, when it was timed."""
+        measured = self.phase(name)
+        return measured.latency.median_ms if measured and measured.latency else None
+
+    def memory_bytes(self, name: str) -> int | None:
+        """Peak bytes of one call in phase ``name``, when they were counted."""
+        measured = self.phase(name)
+        return measured.memory.bytes if measured and measured.memory else None
+
+    def throughput(self, name: str) -> float | None:
+        """Phase ``name``'s throughput against its roof (:data:`ROOFS`): TFLOP/s, or bytes
+        read per second for ``decode``."""
+        measured = self.phase(name)
+        return getattr(measured, ROOFS[name]) if measured else None
+
+    def unmeasured(self) -> list[tuple[str, str]]:
+        """``(phase, "oom: <reason>")`` of each phase that was taken but could not run."""
+        return [
+            (name, measured.why_not_measured)
+            for name in PHASES
+            if (measured := self.phase(name)) and measured.why_not_measured
+        ]
+
+
 @dataclass
 class Efficiency(Jsonable):
     """What a finished run cost: the training step's latency (steady state, warm-up
-    steps left out) and count, greedy-decoding throughput, the cross-attention op measured
-    alone at the task's shape, and the peak memory of the whole run. Every figure is None
-    when it was not measured; a cross-attention measurement that could not be taken is a
-    :class:`~xbench.measure.types.Measurement` with its status and reason."""
+    steps left out) and count, greedy-decoding throughput and the mean time of one
+    decoding step in the test loop, the cross-attention phases, and the peak memory of
+    the whole run. Every figure is None when it was not measured.
+
+    ``decode_step_ms`` is the test loop's generation time over the steps it generated
+    (one step: one new token for every sequence of a batch); it includes each batch's
+    encoder pass and memory preparation, spread over that batch's steps."""
 
     train_step: Latency | None = None
     train_steps: int | None = None
     inference_tokens_per_second: float | None = None
-    cross_attention: Measurement | None = None
+    decode_step_ms: float | None = None
+    cross_attention: CrossAttentionPhases | None = None
     peak_memory: Memory | None = None
 
-    @property
-    def attention_latency(self) -> Latency | None:
-        """The cross-attention op's latency, when it was timed."""
-        return self.cross_attention.latency if self.cross_attention else None
+    def phase_ms(self, name: str) -> float | None:
+        """Median milliseconds of one cross-attention call in phase ``name``."""
+        return self.cross_attention.median_ms(name) if self.cross_attention else None
 
-    @property
-    def attention_ms(self) -> float | None:
-        """Median milliseconds of one cross-attention call."""
-        latency = self.attention_latency
-        return latency.median_ms if latency else None
-
-    @property
-    def attention_bytes(self) -> int | None:
-        """Peak bytes of one cross-attention call."""
-        memory = self.cross_attention.memory if self.cross_attention else None
-        return memory.bytes if memory else None
+    def phase_bytes(self, name: str) -> int | None:
+        """Peak bytes of one cross-attention call in phase ``name``."""
+        return self.cross_attention.memory_bytes(name) if self.cross_attention else None
 
     @property
     def train_step_ms(self) -> float | None:

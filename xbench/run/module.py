@@ -39,7 +39,13 @@ def _samples(predictions: list[str], references: list[list[str]]) -> list[dict[s
 
 
 class Seq2SeqModule(L.LightningModule):
-    """Teacher-forced cross-entropy training; greedy decoding scored by the task's metrics."""
+    """Teacher-forced cross-entropy training; greedy decoding scored by the task's metrics.
+
+    The test loop times its greedy decoding: ``inference_seconds`` over all test batches,
+    the ``inference_tokens`` written and the ``decode_steps`` taken (one step writes the
+    next token of every sequence in a batch). A step's time there is the whole
+    ``generate`` call spread over its steps, so it includes the batch's encoder pass.
+    """
 
     def __init__(self, model: EncoderDecoder, task: Task, optim: OptimSettings, total_steps: int):
         super().__init__()
@@ -52,6 +58,7 @@ class Seq2SeqModule(L.LightningModule):
         self.max_new_tokens = task.max_new_tokens or task.target_length
         self.inference_seconds = 0.0
         self.inference_tokens = 0
+        self.decode_steps = 0
         self.test_scores: dict[str, float] = {}
         self.samples: list[dict[str, str]] = []
         self.val_samples: list[dict[str, str]] = []
@@ -120,10 +127,17 @@ class Seq2SeqModule(L.LightningModule):
         self.inference_seconds += time.perf_counter() - start
         pad, eos = self.task.tokenizer.pad_id, self.task.tokenizer.eos_id
         self.inference_tokens += int(((ids != pad) | (ids == eos)).sum())
+        self.decode_steps += ids.shape[1]
         self.test_metrics.update(predictions, batch["references"])
         if len(self.samples) < SAMPLES:
             missing = SAMPLES - len(self.samples)
             self.samples += _samples(predictions, batch["references"])[:missing]
+
+    @property
+    def decode_step_ms(self) -> float | None:
+        """Mean milliseconds of one decoding step in the test loop, the encoder pass
+        amortised in (None before a test batch was decoded)."""
+        return 1e3 * self.inference_seconds / self.decode_steps if self.decode_steps else None
 
     def on_test_epoch_end(self):
         self.test_scores = {k: float(v) for k, v in self.test_metrics.compute().items()}

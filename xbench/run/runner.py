@@ -18,10 +18,7 @@ import torch
 from xbench import __version__
 from xbench.api.errors import UserError
 from xbench.config.settings import ModelSettings
-from xbench.measure.cross_attention import measure_cross_attention
-from xbench.measure.inputs import dtype_name
 from xbench.measure.memory import is_out_of_memory, run_peak_memory
-from xbench.measure.types import AttentionShape
 from xbench.records.environment import environment, git_sha
 from xbench.records.result import (
     RESULT_FILE,
@@ -39,6 +36,7 @@ from xbench.run.callbacks import StepProgressBar, StepTimer
 from xbench.run.heatmaps import heatmap_callbacks
 from xbench.run.model import EncoderDecoder
 from xbench.run.module import DivergedError, Seq2SeqModule
+from xbench.run.phases import measure_phases, with_shares
 from xbench.run.plan import RunPlan
 
 log = logging.getLogger(__name__)
@@ -200,25 +198,27 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
     )
     device = trainer.strategy.root_device  # Lightning moves the module back to CPU after test
     peak_memory = run_peak_memory(device)  # before the timing call resets the CUDA peak
-    cross_attention = measure_cross_attention(
+    phases = measure_phases(
         backend,
-        AttentionShape(
-            batch=plan.measure.batch_size,
-            heads=plan.model.heads,
-            nq=task.target_length,
-            nk=task.source_length,
-            head_dim=plan.model.head_dim,
-            dtype=dtype_name(_compute_dtype(trainer_cfg, device)),
-            device=str(device),
-        ),
-        warmup=plan.measure.warmup,
-        repeats=plan.measure.repeats,
+        model,
+        task.datamodule,
+        plan.measure,
+        device,
+        _compute_dtype(trainer_cfg, device),
     )
+    train_step = timer.summary()
+    decode_step_ms = module.decode_step_ms
     result.efficiency = Efficiency(
-        train_step=timer.summary(),
+        train_step=train_step,
         train_steps=trainer.global_step,
         inference_tokens_per_second=module.inference_tokens / max(module.inference_seconds, 1e-9),
-        cross_attention=cross_attention,
+        decode_step_ms=decode_step_ms,
+        cross_attention=with_shares(
+            phases,
+            plan.model.decoder_layers,
+            train_step.median_ms if train_step else None,
+            decode_step_ms,
+        ),
         peak_memory=peak_memory,
     )
     result.backend.describe = backend.describe()

@@ -1,4 +1,5 @@
-"""Console views of run records (rich)."""
+"""Console views of run records (rich): a row per run, then a row per cross-attention
+phase of each run."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from xbench.api.errors import first_line
-from xbench.records.result import RunResult
+from xbench.measure.types import Measurement
+from xbench.records.result import PHASES, ROOFS, RunResult
 from xbench.views.units import format_bytes
 
 
@@ -17,8 +19,12 @@ def _fmt(value: float | None, spec: str = ".3f") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
 def summary_table(results: Iterable[RunResult]) -> Table:
-    """One row per run: quality, latency and memory side by side."""
+    """One row per run: quality, the run's own steps and the share cross-attention took."""
     table = Table(title="xbench results", show_lines=False)
     for column in (
         "backend",
@@ -27,15 +33,16 @@ def summary_table(results: Iterable[RunResult]) -> Table:
         "primary",
         "metrics",
         "train step ms",
+        "x-attn share",
+        "decode step ms",
+        "x-attn share",
         "infer tok/s",
-        "x-attn ms (median ± IQR)",
-        "x-attn mem",
         "peak mem",
     ):
         table.add_column(column, overflow="fold")
     for r in results:
         eff, quality = r.efficiency, r.quality
-        latency = eff.attention_latency
+        phases = eff.cross_attention
         arrow = "↓" if quality.higher_is_better is False else "↑"
         table.add_row(
             r.backend.name,
@@ -46,11 +53,58 @@ def summary_table(results: Iterable[RunResult]) -> Table:
             else f"{quality.primary_metric} {arrow} {quality.primary:.3f}",
             " ".join(f"{k}={_fmt(v)}" for k, v in quality.metrics.items()),
             _fmt(eff.train_step_ms, ".1f"),
+            _share(phases.train_share if phases else None),
+            _fmt(eff.decode_step_ms, ".2f"),
+            _share(phases.decode_share if phases else None),
             _fmt(eff.inference_tokens_per_second, ".0f"),
-            "-" if latency is None else latency.text,
-            format_bytes(eff.attention_bytes),
             format_bytes(eff.peak_memory_bytes),
         )
+    return table
+
+
+def throughput_text(value: float | None, roof: str) -> str:
+    """``0.021 TFLOP/s`` or, for the memory-bound decode step, ``3.42 GB/s`` read."""
+    if value is None:
+        return "-"
+    return f"{value / 1e9:.2f} GB/s" if roof == "bytes_per_second" else f"{value:.3f} TFLOP/s"
+
+
+def shape_text(measured: Measurement) -> str:
+    """``B×Nq×Nk`` of a phase, with the share of padded keys in its real mask."""
+    shape = measured.shape
+    padded = "" if shape.padded_fraction is None else f", {shape.padded_fraction:.0%} padded"
+    return f"{shape.batch}×{shape.nq}×{shape.nk}{padded}"
+
+
+def phases_table(results: Iterable[RunResult]) -> Table:
+    """One row per measured phase of each run: shape, latency, memory and throughput."""
+    table = Table(title="cross-attention phases (one layer, real masks)", show_lines=False)
+    for column in (
+        "run",
+        "phase",
+        "B×Nq×Nk",
+        "ms (median ± IQR)",
+        "cold ms",
+        "memory",
+        "throughput",
+    ):
+        table.add_column(column, overflow="fold")
+    for r in results:
+        phases = r.efficiency.cross_attention
+        for name in PHASES if phases else ():
+            measured = phases.phase(name)
+            if measured is None:
+                continue
+            latency = measured.latency
+            table.add_row(
+                f"{r.backend.name} × {r.task.name}",
+                name,
+                shape_text(measured),
+                measured.why_not_measured or (latency.text if latency else "-"),
+                _fmt(latency.cold_ms if latency else None),
+                format_bytes(measured.memory.bytes if measured.memory else None),
+                throughput_text(phases.throughput(name), ROOFS[name]),
+            )
     return table
 
 
@@ -61,16 +115,21 @@ def print_summary(results: Iterable[RunResult], console: Console | None = None) 
         if not console.is_terminal:  # a log file: don't squeeze the table into 80 columns
             console = Console(width=160)
     console.print(summary_table(results))
+    if any(r.efficiency.cross_attention for r in results):
+        console.print(phases_table(results))
     for r in results:
         cell = escape(f"{r.backend.name} × {r.task.name}")
-        measured = r.efficiency.cross_attention
+        phases = r.efficiency.cross_attention
         if r.status != "ok" and r.error:
-            message = f"[red]{cell}: {r.status}[/red] {escape(first_line(r.error))}"
-        elif r.status == "ok" and measured and measured.why_not_measured:
-            message = (
-                f"[yellow]{cell}: cross-attention not measured:[/yellow] "
-                f"{escape(measured.why_not_measured)}"
-            )
+            messages = [f"[red]{cell}: {r.status}[/red] {escape(first_line(r.error))}"]
+        elif r.status == "ok" and phases:
+            messages = [
+                f"[yellow]{cell}: cross-attention {name} not measured:[/yellow] {escape(why)}"
+                for name, why in phases.unmeasured()
+            ]
+            if phases.note:
+                messages.append(f"[dim]{cell}: {escape(phases.note)}[/dim]")
         else:
             continue
-        console.print(message, highlight=False)
+        for message in messages:
+            console.print(message, highlight=False)
