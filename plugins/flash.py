@@ -16,6 +16,7 @@ stored): SDPA on nested tensors runs the fused varlen kernels on CUDA; on CPU (t
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
@@ -39,6 +40,8 @@ KERNELS = {
 }
 AUTO_CANDIDATES = {"cuda": ("cudnn", "flash", "efficient"), "cpu": ("flash",)}
 LAYOUTS = ("padded", "packed")
+# Loggers torch's nested-tensor path writes to on its first use and on every refusal.
+NESTED_LOGGERS = ("torch.nested._internal.sdpa", "torch.fx._symbolic_trace")
 
 
 @dataclass
@@ -98,8 +101,7 @@ def flash_memory(
 def pack(x: Tensor, key_padding_mask: Tensor, lengths: Tensor, shortest: int, longest: int):
     """(B, H, Nk, D) → jagged (B, H, j, D) of the real keys only (differentiable in ``x``)."""
     offsets = torch.cat([lengths.new_zeros(1), lengths.cumsum(0)])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "nested tensors are in prototype stage"
+    with quiet_nested():
         packed = torch.nested.nested_tensor_from_jagged(
             x.transpose(1, 2)[key_padding_mask],
             offsets,
@@ -114,12 +116,28 @@ def pack_queries(q: Tensor) -> Tensor:
     batch, heads, nq, dim = q.shape
     values = q.transpose(1, 2).reshape(batch * nq, heads, dim)
     offsets = torch.arange(batch + 1, device=q.device) * nq
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "nested tensors are in prototype stage"
+    with quiet_nested():
         packed = torch.nested.nested_tensor_from_jagged(
             values, offsets, min_seqlen=nq, max_seqlen=nq
         )
     return packed.transpose(1, 2)
+
+
+@contextlib.contextmanager
+def quiet_nested():
+    """Silence torch's notes on nested tensors ("prototype stage", "kernel not used
+    because", tracing notices): an xbench user can do nothing about them."""
+    loggers = [logging.getLogger(name) for name in NESTED_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
 
 
 def unpack_queries(out: Tensor, batch: int, nq: int) -> Tensor:
@@ -234,7 +252,8 @@ class FlashAttention(AttentionBackend):
 
 
 def _sdpa(name: str, q, k, v, mask, scale) -> Tensor:
-    with sdpa_kernel(KERNELS[name]):
+    quiet = quiet_nested() if k.is_nested else contextlib.nullcontext()
+    with sdpa_kernel(KERNELS[name]), quiet:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
 
 
@@ -271,20 +290,14 @@ def _runnable(names, inputs: tuple, scale) -> list[str]:
     q, k, v, mask = inputs
     probe = inputs if k.is_nested else (q[:1], k[:1], v[:1], None if mask is None else mask[:1])
     ok = []
-    nested_log = logging.getLogger("torch.nested._internal.sdpa")  # logs nested refusals
-    level = nested_log.level
-    nested_log.setLevel(logging.ERROR)
-    try:
-        for name in names:
-            try:
-                with torch.no_grad(), warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # torch explains each refusal; we only ask
-                    _sdpa(name, *probe, scale)
-                ok.append(name)
-            except RuntimeError:
-                continue
-    finally:
-        nested_log.setLevel(level)
+    for name in names:
+        try:
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch explains each refusal; we only ask
+                _sdpa(name, *probe, scale)
+            ok.append(name)
+        except RuntimeError:
+            continue
     return ok
 
 

@@ -96,7 +96,7 @@ def test_drawn_lengths_are_seeded_clipped_and_shared_across_nk(distribution):
     drawn = lengths.drawn_lengths(chosen, 64, 1024)
     again = lengths.drawn_lengths(chosen, 64, 1024)
     other = lengths.drawn_lengths(dataclasses.replace(chosen, seed=1), 64, 1024)
-    mask = lengths.drawn_mask(chosen, 64, 1024, CPU)
+    mask = lengths.lengths_mask(drawn, 1024, CPU)
 
     assert torch.equal(drawn, again) and not torch.equal(drawn, other)
     assert drawn.min() >= 16 and drawn.max() <= 1024 and len(set(drawn.tolist())) > 10

@@ -33,11 +33,10 @@ def drawn_lengths(settings: BenchSettings, batch: int, nk: int) -> torch.Tensor 
     return drawn.clamp(low, nk).long()
 
 
-def drawn_mask(
-    settings: BenchSettings, batch: int, nk: int, device: torch.device
+def lengths_mask(
+    lengths: torch.Tensor | None, nk: int, device: torch.device
 ) -> torch.Tensor | None:
-    """(batch, nk) bool key padding mask of :func:`drawn_lengths`, or None."""
-    lengths = drawn_lengths(settings, batch, nk)
+    """(batch, nk) bool key padding mask, real keys first, of ``lengths`` (None: None)."""
     if lengths is None:
         return None
     return (torch.arange(nk)[None, :] < lengths[:, None]).to(device)

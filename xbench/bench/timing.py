@@ -23,7 +23,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from xbench.api.backend import AttentionBackend
 from xbench.api.errors import first_line
 from xbench.bench.grid import BenchSettings, Shape, padded_fraction
-from xbench.bench.lengths import drawn_lengths, drawn_mask
+from xbench.bench.lengths import drawn_lengths, lengths_mask
 from xbench.measure.clock import time_call
 from xbench.measure.cross_attention import measure_cross_attention
 from xbench.measure.flops import attention_flops
@@ -51,6 +51,7 @@ def measure_point(
 ) -> dict[str, Any]:
     """The bench.json row of one backend at one shape (status ok | oom | unsupported | failed)."""
     attention = shape.attention(device, padded_fraction(settings))
+    lengths = drawn_lengths(settings, shape.batch, shape.nk)
     cap = settings.memory_cap_gb * 2**30
     if device.type == "cpu" and projected_bytes is not None and projected_bytes > cap:
         reason = (
@@ -67,10 +68,9 @@ def measure_point(
             input_sets=settings.rotate,
             rotate_budget_bytes=settings.rotate_budget_mb * 2**20,
             seed=settings.seed,
-            mask=drawn_mask(settings, shape.batch, shape.nk, device),
+            mask=lengths_mask(lengths, shape.nk, device),
         )
     point = {**measurement.to_dict(), "source": shape.source}
-    lengths = drawn_lengths(settings, shape.batch, shape.nk)
     if lengths is not None:
         point["source_lengths"] = lengths.tolist()
     if measurement.status == "ok":
@@ -114,8 +114,9 @@ def bare_references(
     """Reference rows at one forward shape: each bare SDPA kernel, and a bare timing of every
     backend's own call (to check the harness's figure against)."""
     attention = shape.attention(device, padded_fraction(settings))
+    lengths = drawn_lengths(settings, shape.batch, shape.nk)
     inputs = make_inputs(
-        attention, seed=settings.seed, mask=drawn_mask(settings, shape.batch, shape.nk, device)
+        attention, seed=settings.seed, mask=lengths_mask(lengths, shape.nk, device)
     )
     q, k, v = inputs.sets[0]
     mask = None if inputs.mask is None else inputs.mask[:, None, None, :]
