@@ -56,7 +56,7 @@ def test_a_point_is_a_measurement_plus_bench_fields():
     point = timing.measure_point(
         NaiveAttention(), shape(nq=32, nk=64), settings(masked=True, padded_fraction=0.5), CPU
     )
-    bench_only = {"source", "tflops", "kept_fraction", "io_bytes"}
+    bench_only = {"source", "tflops", "kept_fraction", "kernel", "io_bytes", "bytes_per_second"}
     measurement = Measurement.from_dict({k: v for k, v in point.items() if k not in bench_only})
 
     assert measurement.status == "ok" and measurement.shape.padded_fraction == 0.5
@@ -275,7 +275,7 @@ def test_comma_list_selects_backends_and_each_keeps_its_own_options():
 
     assert list(plan.backends) == ["flash", "sparse"]
     assert plan.backends["sparse"].options.window == 3
-    assert plan.backend_options["flash"] == {"kernel": "auto"}
+    assert plan.backend_options["flash"] == {"kernel": "auto", "layout": "padded"}
     assert plan.settings.preset == "quick"
 
 

@@ -1,8 +1,10 @@
 """What the points say: scaling exponents, crossover lengths, roofline fractions, checks.
 
-- Scaling exponent: the slope of ``log(y)`` against ``log(length)`` (numpy ``polyfit``) over
-  one backend's ok points of a series (same B, H, D, dtype, pass and Nk/Nq), for latency
-  and for peak memory. ~2 means quadratic in length, ~1 linear.
+- Scaling exponent: the slope of ``log(y)`` against ``log(Nk)`` (least squares, numpy
+  ``polyfit``) over one backend's ok points of a series (same B, H, D, dtype, pass and
+  Nk/Nq; for ``decode`` the same Nq), for latency and for peak memory. ~2 means quadratic
+  in length, ~1 linear; a decode step that reads every key is ~1 in Nk, one whose
+  prepared memory does not grow with Nk (linear attention's φ(K)ᵀV) ~0.
 - Crossover ("efficiency length"): the shortest length of a series from which a backend
   is faster than a reference at every longer length both measured (a reference that ran
   out of memory counts as beaten).
@@ -64,8 +66,8 @@ def series(points: list[dict[str, Any]]) -> dict[tuple, dict[str, list[dict]]]:
 
 
 def describe_series(key: tuple) -> str:
-    batch, heads, dim, dtype, passes, ratio = key
-    return f"B={batch} H={heads} D={dim} {dtype} {passes} Nk/Nq={ratio:g}"
+    batch, heads, dim, dtype, passes, fixed = key
+    return f"B={batch} H={heads} D={dim} {dtype} {passes} {fixed}"
 
 
 def exponents(points: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -6,6 +6,8 @@ measured side by side in *one* run (not a Hydra multirun); without it, the prese
 composed at ``backend.<name>``, so ``backend.sparse.window=2`` sets one backend's option.
 Presets are the ``bench`` group (``configs/bench``): ``bench=quick|scaling|real_shapes|...``;
 ``bench.<setting>=value`` overrides one setting (see :class:`~xbench.bench.grid.BenchSettings`).
+``bench.variants`` adds instances of a backend with other options, measured beside it under
+the name ``backend[option=value,...]`` (e.g. ``flash[layout=packed]`` next to ``flash``).
 """
 
 from __future__ import annotations
@@ -192,6 +194,17 @@ def plan_bench(config: dict[str, Any], registry: Registry) -> BenchPlan:
         built = build_options(spec.options, node, f"backend.{name}")
         options[name] = dataclasses.asdict(built)
         backends[name] = spec.build(built)
+    for index, variant in enumerate(settings.variants):
+        where = f"bench.variants[{index}]"
+        name, changes = _variant(variant, where)
+        spec = registry.backend(name)
+        node = {k: v for k, v in (config.get("backend") or {}).get(name, {}).items() if k != "name"}
+        built = build_options(spec.options, {**node, **changes}, where + ".options")
+        label = f"{name}[{','.join(f'{k}={v}' for k, v in changes.items())}]"
+        if label in backends:
+            raise UserError(f"{where}: {label} is measured twice; drop one of them")
+        exact[label], options[label] = spec.exact, dataclasses.asdict(built)
+        backends[label] = spec.build(built)
     if not backends:
         raise UserError("no backend to measure; pass backend=NAME[,NAME...]")
     threads = config.get("threads")
@@ -200,6 +213,17 @@ def plan_bench(config: dict[str, Any], registry: Registry) -> BenchPlan:
     return BenchPlan(
         settings, backends, options, exact, logger, threads, Path(config["output_dir"]), registry
     )
+
+
+def _variant(variant: dict[str, Any], where: str) -> tuple[str, dict[str, Any]]:
+    """(backend name, option changes) of one ``bench.variants`` entry."""
+    unknown = sorted(set(variant) - {"backend", "options"})
+    name, changes = variant.get("backend"), variant.get("options")
+    if unknown or not isinstance(name, str) or not isinstance(changes, dict) or not changes:
+        raise UserError(
+            f"{where}={variant!r} must be {{backend: NAME, options: {{OPTION: VALUE, ...}}}}"
+        )
+    return name, changes
 
 
 def run_bench(plan: BenchPlan) -> dict[str, Any]:
@@ -221,6 +245,7 @@ def run_bench(plan: BenchPlan) -> dict[str, Any]:
             "dtype": settings.dtype[0],
         }
     tasks: list[dict[str, Any]] = []
+    left_out: list[int] = []
     if settings.mode == "scaling":
         points, stops = _scaling_points(plan, device)
     else:
@@ -228,7 +253,8 @@ def run_bench(plan: BenchPlan) -> dict[str, Any]:
         if settings.mode == "real_shapes":
             tasks = task_lengths(plan.registry, settings.tasks)
             pairs = [(t["nq"], t["nk"], t["task"]) for t in tasks if "nq" in t]
-        points, stops = _grid_points(plan, grid.expand(settings, pairs), device), []
+        shapes, left_out = grid.cap_cpu_lengths(settings, grid.expand(settings, pairs), device)
+        points, stops = _grid_points(plan, shapes, device), []
     references = []
     if settings.bare:
         for shape in _forward_shapes(points):
@@ -247,6 +273,7 @@ def run_bench(plan: BenchPlan) -> dict[str, Any]:
         "roofs": roofs,
         "tasks": tasks,
         "points": points,
+        "left_out_nk": left_out,
         "stops": stops,
         "references": references,
         "exponents": fitted,

@@ -7,6 +7,14 @@ Three ways to choose lengths (``bench.mode``):
 - ``scaling``: ``Nq = n``, ``Nk = n·nk_per_nq`` for ``n = start_length, 2·start_length, ...``
   up to ``max_length``; each backend's series stops at its first OOM or time cap;
 - ``real_shapes``: each installed task's own target (Nq) and source (Nk) lengths.
+
+Passes: ``fwd``, ``fwd+bwd`` and ``decode`` (``attend`` of Nq query rows, 1 for one decode
+step, against a memory ``prepare`` built before timing; its one-off cost is reported apart).
+A decode series holds Nq fixed and lets Nk grow; the others keep Nk/Nq fixed.
+
+Padding (``bench.masked``): the even spread of ``bench.padded_fraction`` or, with
+``bench.lengths=uniform|lognormal``, per-item source lengths drawn from that distribution
+(:mod:`xbench.bench.lengths`).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from xbench.measure.types import PASSES, AttentionShape, AttentionSizes
 
 MODES = ("grid", "scaling", "real_shapes")
 DEVICES = ("auto", "cpu", "cuda")
+LENGTH_DISTRIBUTIONS = ("fixed", "uniform", "lognormal")
 
 
 @dataclass
@@ -52,7 +61,12 @@ class BenchSettings:
         default_factory=lambda: ["float32"], help="input dtypes", choices=tuple(DTYPES)
     )
     passes: list[str] = option(
-        default_factory=lambda: ["fwd"], help="fwd and/or fwd+bwd", choices=PASSES
+        default_factory=lambda: ["fwd"],
+        help="fwd, fwd+bwd and/or decode (attend against a memory prepared before timing)",
+        choices=PASSES,
+    )
+    cpu_max_nk: int = option(
+        0, help="CPU: leave out grid points with Nk above this (0: none); GPUs run them", min=0
     )
     device: str = option("auto", help="auto: cuda when available", choices=DEVICES)
     warmup: int = option(3, help="untimed calls before timing", min=0)
@@ -64,6 +78,24 @@ class BenchSettings:
     masked: bool = option(False, help="pass a key_padding_mask to every call")
     padded_fraction: float = option(
         0.0, help="masked: share of keys padded, ragged across the batch", min=0.0, max=1.0
+    )
+    lengths: str = option(
+        "fixed",
+        help="masked: real source lengths per item; fixed (padded_fraction's even spread), "
+        "or drawn (seeded) uniform / lognormal over [min_length, Nk]",
+        choices=LENGTH_DISTRIBUTIONS,
+    )
+    min_length: int = option(1, help="uniform / lognormal: shortest source length", min=1)
+    lognormal_median: float = option(
+        0.5, help="lognormal: median source length as a share of Nk", min=0.001, max=1.0
+    )
+    lognormal_sigma: float = option(
+        0.5, help="lognormal: standard deviation of the log length", min=0.0
+    )
+    variants: list[dict] = option(
+        default_factory=list,
+        help="more instances of a measured backend with other options, "
+        "e.g. {backend: flash, options: {layout: packed}}",
     )
     references: list[str] = option(
         default_factory=lambda: ["naive", "flash"], help="backends the crossovers compare with"
@@ -107,6 +139,26 @@ def check_settings(settings: BenchSettings) -> None:
             f"bench.padded_fraction={settings.padded_fraction:g} pads keys of a mask; "
             "set bench.masked=true as well"
         )
+    if settings.lengths != "fixed":
+        check_drawn_lengths(settings)
+
+
+def check_drawn_lengths(settings: BenchSettings) -> None:
+    """Drawn lengths need a mask, exclude padded_fraction and fit every grid Nk."""
+    drawn = f"bench.lengths={settings.lengths}"
+    if not settings.masked:
+        raise UserError(f"{drawn} draws a padding mask; set bench.masked=true as well")
+    if settings.padded_fraction:
+        raise UserError(
+            f"{drawn} sets the padding itself; drop bench.padded_fraction="
+            f"{settings.padded_fraction:g}"
+        )
+    if settings.mode == "grid":
+        shortest = min(nk for _, nk in length_pairs(settings))
+        if settings.min_length > shortest:
+            raise UserError(
+                f"bench.min_length={settings.min_length} exceeds the shortest grid Nk={shortest}"
+            )
 
 
 def length_pairs(settings: BenchSettings) -> list[tuple[int, int]]:
@@ -139,15 +191,21 @@ def expand(settings: BenchSettings, pairs: list[tuple[int, int, str]]) -> list[S
 
 
 def series_key(shape: Shape) -> tuple:
-    """Points that differ only in length (at a fixed Nk/Nq) form one scaling series."""
-    return (
-        shape.batch,
-        shape.heads,
-        shape.head_dim,
-        shape.dtype,
-        shape.passes,
-        round(shape.nk / shape.nq, 6),
-    )
+    """Points that differ only in length form one scaling series: at a fixed Nk/Nq, or for
+    ``decode`` at a fixed Nq (the query rows of a step) while the memory Nk grows."""
+    fixed = f"Nq={shape.nq}" if shape.passes == "decode" else f"Nk/Nq={shape.nk / shape.nq:.6g}"
+    return (shape.batch, shape.heads, shape.head_dim, shape.dtype, shape.passes, fixed)
+
+
+def cap_cpu_lengths(
+    settings: BenchSettings, shapes: list[Shape], device: torch.device
+) -> tuple[list[Shape], list[int]]:
+    """The shapes this device measures, and the Nk left out by ``bench.cpu_max_nk``."""
+    cap = settings.cpu_max_nk
+    if device.type != "cpu" or not cap:
+        return shapes, []
+    kept = [s for s in shapes if s.nk <= cap]
+    return kept, sorted({s.nk for s in shapes if s.nk > cap})
 
 
 def resolve_device(name: str) -> torch.device:

@@ -39,8 +39,13 @@ CSV_FIELDS = (
     "memory_bytes",
     "roofline_fraction",
     "io_fraction",
+    "prepare_ms",
+    "bytes_moved",
+    "gb_per_s",
+    "kernel",
     "reason",
 )
+EXPONENT_FIELDS = ("series", "backend", "lengths", "time_exponent", "memory_exponent")
 
 
 def flat_row(point: dict[str, Any]) -> dict[str, Any]:
@@ -58,25 +63,37 @@ def flat_row(point: dict[str, Any]) -> dict[str, Any]:
         memory_bytes=(point.get("memory") or {}).get("bytes"),
         roofline_fraction=point.get("roofline_fraction"),
         io_fraction=point.get("io_fraction"),
+        prepare_ms=(point.get("prepare") or {}).get("median_ms"),
+        bytes_moved=point.get("bytes_moved"),
+        gb_per_s=_gb(point.get("bytes_per_second")),
+        kernel=point.get("kernel"),
         reason=point.get("reason"),
     )
     return {name: row.get(name) for name in CSV_FIELDS}
 
 
+def _gb(bytes_per_second: float | None) -> float | None:
+    return None if bytes_per_second is None else bytes_per_second / 1e9
+
+
 def write_files(report: dict[str, Any], out_dir: Path, plots: bool) -> list[Path]:
-    """bench.json (everything), bench.csv (one row per point) and the PNG plots."""
+    """bench.json (everything), bench.csv (one row per point), exponents.csv (the fits) and
+    the PNG plots."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = [out_dir / "bench.json", out_dir / "bench.csv"]
+    written = [out_dir / "bench.json", out_dir / "bench.csv", out_dir / "exponents.csv"]
     write_atomic(written[0], json.dumps(report, indent=2, default=str).encode())
-    write_atomic(written[1], _csv_text([flat_row(p) for p in report["points"]]).encode())
+    rows = [flat_row(p) for p in report["points"]]
+    write_atomic(written[1], _csv_text(rows, CSV_FIELDS).encode())
+    fits = [{**r, "lengths": " ".join(map(str, r["lengths"]))} for r in report["exponents"]]
+    write_atomic(written[2], _csv_text(fits, EXPONENT_FIELDS).encode())
     if plots:
         written += write_plots(report["points"], out_dir)
     return written
 
 
-def _csv_text(rows: list[dict[str, Any]]) -> str:
+def _csv_text(rows: list[dict[str, Any]], fields: tuple[str, ...]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS)
+    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
@@ -115,7 +132,7 @@ def write_plots(points: list[dict[str, Any]], out_dir: Path) -> list[Path]:
                     )
         axes.set_xscale("log", base=2)
         axes.set_yscale("log")
-        axes.set_xlabel("key length Nk (Nq in the series' fixed ratio)")
+        axes.set_xlabel("key length Nk (Nq fixed for decode, else in the series' ratio)")
         axes.set_ylabel(label)
         axes.set_title(f"cross-attention {name} vs length")
         axes.grid(True, which="both", alpha=0.3)
@@ -140,26 +157,36 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
     caption = report["flops_convention"] + (f"\nmemory: {methods}" if methods else "")
     table = Table(title=title, caption=caption)
     sources = any(p.get("source") for p in report["points"])
+    decode = any(p["shape"]["passes"] == "decode" for p in report["points"])
+    masked = any(p["shape"]["padded_fraction"] for p in report["points"])
     columns = ("backend", *(("source",) if sources else ()), "B", "H", "Nq", "Nk", "D")
-    columns += ("dtype", "pass", "status", "median ms")
-    for column in (*columns, "IQR ms", "cold ms", "TFLOP/s", "kept", "peak MiB", "roofline", "I/O"):
+    columns += ("dtype", "pass", *(("padded",) if masked else ()), "status", "median ms")
+    columns += ("IQR ms", "cold ms", *(("prepare ms", "GB/s") if decode else ()), "TFLOP/s")
+    for column in (*columns, "kept", "peak MiB", "roofline", "I/O", "kernel"):
         table.add_column(column, overflow="fold")
     for point in report["points"]:
         s, latency = point["shape"], point.get("latency") or {}
         ok = point["status"] == "ok"
+        decode_cells = (
+            _num((point.get("prepare") or {}).get("median_ms")),
+            _num(_gb(point.get("bytes_per_second"))),
+        )
         table.add_row(
             point["backend"],
             *((point["source"],) if sources else ()),
             *(str(s[k]) for k in ("batch", "heads", "nq", "nk", "head_dim", "dtype", "passes")),
+            *((_num(s["padded_fraction"]),) if masked else ()),
             point["status"] if ok else f"{point['status']}: {(point.get('reason') or '')[:60]}",
             _num(latency.get("median_ms")),
             _num(latency.get("iqr_ms")),
             _num(latency.get("cold_ms")),
+            *(decode_cells if decode else ()),
             _num(point.get("tflops")),
             _num(point.get("kept_fraction")),
             _num(memory_bytes(point) / 2**20) if ok else "",
             _num(point.get("roofline_fraction")),
             _num(point.get("io_fraction")),
+            point.get("kernel") or "",
         )
     console.print(table)
     if roofs:
@@ -168,10 +195,16 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
             f"({roofs['dtype']}), copy {roofs['copy_gbs']:.3g} GB/s",
             highlight=False,
         )
+    if report.get("left_out_nk"):
+        console.print(
+            f"left out on CPU (bench.cpu_max_nk={report['settings']['cpu_max_nk']}): "
+            f"Nk = {', '.join(map(str, report['left_out_nk']))}",
+            highlight=False,
+        )
     _print_rows(console, "task shapes (real_shapes)", report.get("tasks"), _task)
     _print_rows(console, "series stopped (scaling)", report.get("stops"), _stop)
     _print_rows(console, "bare references", report.get("references"), _reference_row)
-    _print_rows(console, "scaling exponents (log-log fit in length)", report["exponents"], _fit)
+    _print_rows(console, "scaling exponents (log-log fit in Nk)", report["exponents"], _fit)
     _print_rows(console, "crossover (efficiency) lengths", report["crossovers"], _crossover)
     _print_rows(console, "acceptance checks", report.get("checks"), _check)
 

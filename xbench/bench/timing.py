@@ -4,7 +4,9 @@ sets, memory), and the references measured in the same run: bare SDPA kernels, a
 timing of each backend, and the machine's matmul and copy roofs.
 
 A point is ``Measurement.to_dict()`` plus the bench's own fields (``source``, ``tflops``,
-``kept_fraction`` from ``describe()``, ``io_bytes``); one that does not fit is ``oom``
+``kept_fraction`` and ``kernel`` from ``describe()``, ``io_bytes``, ``bytes_per_second``
+(K+V read per second: a decode step's roof), ``source_lengths`` when they were drawn);
+one that does not fit is ``oom``
 (on CPU also when projected above ``bench.memory_cap_gb``), one the backend refuses is
 ``unsupported``, anything else that raises is ``failed``: typed points, never zeros.
 """
@@ -21,6 +23,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from xbench.api.backend import AttentionBackend
 from xbench.api.errors import first_line
 from xbench.bench.grid import BenchSettings, Shape, padded_fraction
+from xbench.bench.lengths import drawn_lengths, lengths_mask
 from xbench.measure.clock import time_call
 from xbench.measure.cross_attention import measure_cross_attention
 from xbench.measure.flops import attention_flops
@@ -48,6 +51,7 @@ def measure_point(
 ) -> dict[str, Any]:
     """The bench.json row of one backend at one shape (status ok | oom | unsupported | failed)."""
     attention = shape.attention(device, padded_fraction(settings))
+    lengths = drawn_lengths(settings, shape.batch, shape.nk)
     cap = settings.memory_cap_gb * 2**30
     if device.type == "cpu" and projected_bytes is not None and projected_bytes > cap:
         reason = (
@@ -64,15 +68,28 @@ def measure_point(
             input_sets=settings.rotate,
             rotate_budget_bytes=settings.rotate_budget_mb * 2**20,
             seed=settings.seed,
+            mask=lengths_mask(lengths, shape.nk, device),
         )
     point = {**measurement.to_dict(), "source": shape.source}
+    if lengths is not None:
+        point["source_lengths"] = lengths.tolist()
     if measurement.status == "ok":
         point.update(
             tflops=measurement.tflops,
             kept_fraction=measurement.describe.get("kept_fraction"),
+            kernel=kernel_text(measurement.describe),
             io_bytes=input_bytes(attention),
+            bytes_per_second=measurement.bytes_per_second,
         )
     return point
+
+
+def kernel_text(described: dict[str, Any]) -> str | None:
+    """``describe()``'s kernel, with its implementation when it names one: what ran."""
+    kernel, implementation = described.get("kernel"), described.get("implementation")
+    if kernel is None:
+        return implementation
+    return f"{kernel} / {implementation}" if implementation else kernel
 
 
 def bare_time_ms(fn: Callable[[], Any], device: torch.device, warmup: int, repeats: int) -> float:
@@ -97,7 +114,10 @@ def bare_references(
     """Reference rows at one forward shape: each bare SDPA kernel, and a bare timing of every
     backend's own call (to check the harness's figure against)."""
     attention = shape.attention(device, padded_fraction(settings))
-    inputs = make_inputs(attention, seed=settings.seed)
+    lengths = drawn_lengths(settings, shape.batch, shape.nk)
+    inputs = make_inputs(
+        attention, seed=settings.seed, mask=lengths_mask(lengths, shape.nk, device)
+    )
     q, k, v = inputs.sets[0]
     mask = None if inputs.mask is None else inputs.mask[:, None, None, :]
     flops = attention_flops(attention).count

@@ -42,11 +42,9 @@ class AllocationCounter(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        inputs = {
-            _storage_key(t) for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)
-        }
-        for tensor in tree_flatten(out)[0]:
-            if isinstance(tensor, torch.Tensor) and tensor.device.type != "meta":
+        inputs = {_storage_key(t) for t in _dense_tensors((args, kwargs))}
+        for tensor in _dense_tensors(out):
+            if tensor.device.type != "meta":
                 self._track(tensor, inputs)
         return out
 
@@ -68,6 +66,13 @@ class AllocationCounter(TorchDispatchMode):
         if not self._views[key]:
             del self._views[key]
             self.live -= self._sizes.pop(key)
+
+
+def _dense_tensors(tree) -> list[torch.Tensor]:
+    """The tensors of ``tree``, a jagged nested tensor as its packed values (the wrapper
+    itself has no storage to count)."""
+    tensors = [t for t in tree_flatten(tree)[0] if isinstance(t, torch.Tensor)]
+    return [t.values() if t.is_nested and t.layout == torch.jagged else t for t in tensors]
 
 
 def _storage_key(tensor: torch.Tensor) -> int:
