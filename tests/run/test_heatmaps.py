@@ -10,12 +10,14 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from helpers import SMALL_QA, composed_config
 from matplotlib.image import imread
 from torch import nn
 from torch.utils.data import DataLoader
 from torchmetrics import MetricCollection
 
+from xbench.api.backend import AttentionBackend, PreparedMemory, QueryPositions
 from xbench.api.errors import UserError
 from xbench.api.options import build_options
 from xbench.api.task import Task
@@ -104,6 +106,35 @@ def test_a_row_is_the_weights_of_the_query_that_produced_its_token():
         b, _ = cross_attention_weights(model, source, second, 1, prompt)
     torch.testing.assert_close(a[:, :2], b[:, :2])
     assert not torch.allclose(a[:, 2], b[:, 2])
+
+
+class ColumnAttention(AttentionBackend):
+    """Position-dependent: a query reads only the key at its decoder column modulo Nk, so
+    a map shows which columns the backend was told its queries sit at."""
+
+    def attend_weights(self, q, memory, positions=None):
+        positions = positions or QueryPositions.whole(q.shape[2])
+        columns = torch.arange(positions.start, positions.start + q.shape[2]) % memory.keys
+        return F.one_hot(columns, memory.keys).to(q.dtype).expand(*q.shape[:2], -1, -1)
+
+    def attend(self, q, memory, positions=None):
+        return self.attend_weights(q, memory, positions) @ memory.v
+
+    def forward(self, q, k, v, key_padding_mask=None, scale=None):
+        return self.attend(q, PreparedMemory(k, v, key_padding_mask, scale))
+
+
+def test_maps_show_the_weights_at_the_columns_the_generated_tokens_were_written_at():
+    torch.manual_seed(0)
+    tokenizer = WordTokenizer(WORDS)
+    model = EncoderDecoder(
+        TINY, tokenizer.vocab_size, 0, lambda d, e: TokenFrontend(e, 0), ColumnAttention
+    ).eval()
+    source = _padded_sources([9], model.embedding.num_embeddings)
+    prompt = torch.tensor([[0, 5, 6]])  # width 3: the first target row is column 3
+    with torch.no_grad():
+        weights, _ = cross_attention_weights(model, source, torch.tensor([[5, 6, 7, 8]]), 1, prompt)
+    assert weights[0].argmax(dim=-1).tolist() == [3, 4, 5, 6]
 
 
 def test_generated_length_stops_after_the_first_eos():

@@ -289,9 +289,9 @@ def test_a_small_images_encoder_outputs_do_not_change_in_a_padded_batch():
     small, large = _image(8, 10, 3).byte(), _image(20, 16, 4).byte()
     batched, mask = model.encode(collate([(small, [1], ["a"]), (large, [1], ["b"])], 0)["source"])
     alone, _ = model.encode(collate([(small, [1], ["a"])], 0)["source"])
-    real = alone[0][0].shape[2]
+    real = alone[0].keys
     assert real == 6 and mask[0].sum() == real and mask[1].all()
-    for batched_kv, alone_kv in zip(batched[0], alone[0], strict=True):  # keys, values
+    for batched_kv, alone_kv in ((batched[0].k, alone[0].k), (batched[0].v, alone[0].v)):
         assert torch.allclose(batched_kv[0, :, :real], alone_kv[0], atol=1e-5)
 
 

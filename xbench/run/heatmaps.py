@@ -2,9 +2,10 @@
 
 After training, the first validation examples are decoded greedily; the generated tokens
 are then teacher-forced once more to read the last decoder layer's cross-attention
-inputs, and the backend's own ``attention_weights`` (the weights it effectively applies,
-approximations included) give one (generated tokens × source positions) map per example,
-averaged over heads. Maps are written to ``<run dir>/heatmaps/val_<i>.png`` (plus
+inputs (queries, prepared memory, the rows' query positions), and the backend's own
+``attend_weights`` (the weights it effectively applies, approximations and
+position-dependent layouts included) give one (generated tokens × source positions) map
+per example, averaged over heads. Maps are written to ``<run dir>/heatmaps/val_<i>.png`` (plus
 ``val_<i>_overlay.png`` on the image for tasks that supply ``source_image``) and logged to
 wandb. It runs in eval mode without gradients and with the RNG state restored, so the
 run's training and test figures are the same with or without it.
@@ -59,12 +60,14 @@ def cross_attention_weights(
 ) -> tuple[Tensor, Tensor]:
     """Head-averaged (B, T, Nk) weights of the last decoder layer and the key padding mask
     (B, Nk), for the first ``examples`` items. Row t is the query that produced
-    ``generated[:, t]`` (its input is the token before it, BOS first)."""
+    ``generated[:, t]`` (its input is the token before it, BOS first); the backend's
+    ``attend_weights`` gets those rows' decoder columns, so a position-dependent backend
+    shows the keys it read when it wrote the token."""
     target_in = torch.cat([torch.full_like(generated[:, :1], bos_id), generated[:, :-1]], dim=1)
-    q, k, v, mask = model.last_cross_attention_inputs(source, target_in, prompt)
-    q, k, v, mask = (t[:examples] for t in (q, k, v, mask))
-    weights = model.decoder[-1].cross_attention.backend.attention_weights(q, k, v, mask)
-    return weights.float().mean(dim=1), mask
+    inputs = model.last_cross_attention_inputs(source, target_in, prompt)
+    backend = model.decoder[-1].cross_attention.backend
+    weights = backend.attend_weights(inputs.q, inputs.memory, inputs.positions)[:examples]
+    return weights.float().mean(dim=1), inputs.key_padding_mask[:examples]
 
 
 def generated_length(ids: Tensor, eos_id: int) -> int:

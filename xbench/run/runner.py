@@ -166,6 +166,7 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
         task.tokenizer.pad_id,
         task.frontend,
         functools.partial(plan.backend.build, plan.backend_options),
+        decode_length=task.max_new_tokens or task.target_length,  # Seq2SeqModule's budget
     )
     backend = model.backends[-1]  # measured and described: the layer the heatmaps draw
     total_steps = int(trainer_cfg.get("max_steps") or 1000)
