@@ -26,23 +26,16 @@ from lightning.pytorch.utilities import move_data_to_device
 from xbench.config.compose import CONFIG_NAME, store_plugin_configs
 from xbench.config.preflight import compose_run_config
 from xbench.registry import get_registry
-from xbench.run.model import EncoderDecoder
 from xbench.run.module import Seq2SeqModule
 from xbench.run.plan import RunPlan, plan_run
+from xbench.run.runner import build_model
 
 
 def trained_module(plan: RunPlan) -> Seq2SeqModule:
     """The run's task and model, trained as ``xbench run`` would (without validation)."""
     L.seed_everything(plan.config.get("seed", 0), workers=True, verbose=False)
     task = plan.task.build(plan.task_options)
-    model = EncoderDecoder(
-        plan.model,
-        task.tokenizer.vocab_size,
-        task.tokenizer.pad_id,
-        task.frontend,
-        lambda: plan.backend.build(plan.backend_options),
-        decode_length=task.max_new_tokens or task.target_length,
-    )
+    model = build_model(plan, task)
     trainer_cfg = dict(plan.config["trainer"])
     module = Seq2SeqModule(model, task, plan.optim, int(trainer_cfg.get("max_steps") or 1000))
     with tempfile.TemporaryDirectory() as root:

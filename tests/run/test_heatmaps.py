@@ -333,7 +333,7 @@ def test_callback_draws_after_training_and_leaves_weights_mode_and_rng_untouched
     def broken(*args, **kwargs):
         raise NotImplementedError("no weights here")
 
-    module.model.backends[-1].attention_weights = broken
+    module.model.backends[-1].attend_weights = broken
     with pytest.warns(UserWarning, match="heatmaps skipped: NotImplementedError: no weights"):
         callback.on_train_end(trainer, module)
 

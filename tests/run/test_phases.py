@@ -3,8 +3,6 @@ columns and ragged source masks of the QA task's own loaders, and the shares of 
 
 from __future__ import annotations
 
-import functools
-
 import lightning as L
 import pytest
 import torch
@@ -14,9 +12,9 @@ from xbench.measure.inputs import padded_share
 from xbench.measure.types import AttentionShape, Latency, Measurement
 from xbench.records.result import PHASES, CrossAttentionPhases
 from xbench.registry import get_registry
-from xbench.run.model import EncoderDecoder
 from xbench.run.phases import first_batch, measure_phases, real_batch, with_shares
 from xbench.run.plan import plan_run
+from xbench.run.runner import build_model
 
 
 @pytest.fixture(scope="module")
@@ -25,13 +23,7 @@ def qa():
     do not depend on the weights)."""
     plan = plan_run(composed_config(["backend=naive", *SMALL_QA]), get_registry())
     task = plan.task.build(plan.task_options)
-    model = EncoderDecoder(
-        plan.model,
-        task.tokenizer.vocab_size,
-        task.tokenizer.pad_id,
-        task.frontend,
-        functools.partial(plan.backend.build, plan.backend_options),
-    )
+    model = build_model(plan, task)
     return plan, task, model
 
 

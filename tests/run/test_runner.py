@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from dataclasses import dataclass
 
@@ -15,10 +14,9 @@ from xbench.api.backend import BackendSpec
 from xbench.measure.inputs import padded_share
 from xbench.records.result import PHASES, RunResult
 from xbench.registry import get_registry, load_registry
-from xbench.run.model import EncoderDecoder
 from xbench.run.phases import RealBatch, first_batch, real_batch
 from xbench.run.plan import plan_run
-from xbench.run.runner import execute
+from xbench.run.runner import build_model, execute
 from xbench_plugins.naive import NaiveAttention
 
 DEBUG = ["trainer=debug", "logger=none", *SMALL_QA]
@@ -56,13 +54,7 @@ def first_test_batch(config: dict) -> RealBatch:
     """The shape and mask of the first test batch of the run's task, built again."""
     plan = plan_run(config, get_registry())
     task = plan.task.build(plan.task_options)
-    model = EncoderDecoder(
-        plan.model,
-        task.tokenizer.vocab_size,
-        task.tokenizer.pad_id,
-        task.frontend,
-        functools.partial(plan.backend.build, plan.backend_options),
-    )
+    model = build_model(plan, task)
     return real_batch(model, first_batch(task.datamodule.test_dataloader()))
 
 

@@ -99,10 +99,12 @@ class Task:
       (:meth:`check`).
     - ``source_length``: the longest test source in encoder positions (cross-attention Nk).
     - ``target_length``: the longest test target row in decoder tokens, **BOS and EOS
-      included**, plus its prompt (cross-attention Nq). The runner asks ``supports()`` and
-      measures cross-attention at (``target_length``, ``source_length``), and ``xbench
-      bench`` uses both as the task's real shape.
-    - ``max_new_tokens`` caps greedy decoding, EOS included (default: ``target_length``).
+      included**, plus its prompt (cross-attention Nq). The runner asks ``supports()`` at
+      (``target_length``, ``source_length``) before training, and ``xbench bench`` uses
+      both as the task's real shape; a run's three measured phases take the shapes and
+      padding masks of the task's own batches.
+    - ``max_new_tokens`` caps greedy decoding, EOS included (default: ``target_length``);
+      it is also the decoding budget of the query positions (``QueryPositions.total``).
     - ``data_info``: what identifies the data the run used, stored as the run record's
       ``task.data``. It must be JSON; by convention ``source`` (``"embedded"`` or the real
       format), what pins it down (a ``checksum``, or generator ``params``, or paths / a
@@ -126,6 +128,11 @@ class Task:
     data_info: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, Path] = field(default_factory=dict)
     source_image: Callable[[Any, int], tuple[np.ndarray, tuple[int, int]] | None] | None = None
+
+    @property
+    def decoding_budget(self) -> int:
+        """Tokens greedy decoding may write (``max_new_tokens``, else ``target_length``)."""
+        return self.max_new_tokens or self.target_length
 
     def check(self, name: str) -> None:
         """Raise :class:`PluginError` (one line, naming the task) when the built task breaks

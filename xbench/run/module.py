@@ -55,7 +55,7 @@ class Seq2SeqModule(L.LightningModule):
         self.total_steps = total_steps
         self.val_metrics = task.metrics()
         self.test_metrics = task.metrics()
-        self.max_new_tokens = task.max_new_tokens or task.target_length
+        self.max_new_tokens = task.decoding_budget
         self.inference_seconds = 0.0
         self.inference_tokens = 0
         self.decode_steps = 0

@@ -17,6 +17,7 @@ import torch
 
 from xbench import __version__
 from xbench.api.errors import UserError
+from xbench.api.task import Task
 from xbench.config.settings import ModelSettings
 from xbench.measure.memory import is_out_of_memory, run_peak_memory
 from xbench.records.environment import environment, git_sha
@@ -160,14 +161,7 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
         result.status, result.error = "unsupported", reason
         return None
 
-    model = EncoderDecoder(
-        plan.model,
-        task.tokenizer.vocab_size,
-        task.tokenizer.pad_id,
-        task.frontend,
-        functools.partial(plan.backend.build, plan.backend_options),
-        decode_length=task.max_new_tokens or task.target_length,  # Seq2SeqModule's budget
-    )
+    model = build_model(plan, task)
     backend = model.backends[-1]  # measured and described: the layer the heatmaps draw
     total_steps = int(trainer_cfg.get("max_steps") or 1000)
     module = Seq2SeqModule(model, task, plan.optim, total_steps)
@@ -224,6 +218,19 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
     )
     result.backend.describe = backend.describe()
     return logger
+
+
+def build_model(plan: RunPlan, task: Task) -> EncoderDecoder:
+    """The run's encoder-decoder over ``task``: one backend instance per decoder layer, and
+    query positions spanning the task's decoding budget (what ``generate`` is given)."""
+    return EncoderDecoder(
+        plan.model,
+        task.tokenizer.vocab_size,
+        task.tokenizer.pad_id,
+        task.frontend,
+        functools.partial(plan.backend.build, plan.backend_options),
+        decode_length=task.decoding_budget,
+    )
 
 
 def header_line(plan: RunPlan, trainer_cfg: dict) -> str:
