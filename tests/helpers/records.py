@@ -12,6 +12,7 @@ from xbench.records.result import (
     CrossAttentionPhases,
     Efficiency,
     Environment,
+    MachineLoad,
     ModelInfo,
     Quality,
     RunResult,
@@ -43,14 +44,21 @@ def record(
     memory: int = 1000,
     step_ms: float = 100.0,
     tokens: float = 500.0,
+    steps: int = 200,
+    fit_seconds: float | None = 40.0,
+    loads: tuple[MachineLoad | None, MachineLoad | None] = (None, None),
     options: dict | None = None,
+    settings: dict | None = None,
     environment: Environment | None = None,
     created: str = "2024-01-01T00:00:00",
 ) -> RunResult:
     """A record shaped like the runner's, with chosen figures: ``latency`` and ``memory``
-    are the cross-attention train phase's, ``decode`` the decode step's milliseconds."""
+    are the cross-attention train phase's, ``decode`` the decode step's milliseconds;
+    ``steps`` optimiser steps in ``fit_seconds``; ``loads`` at training and at the
+    measurement. ``settings`` are config groups beside backend and seed (``task``,
+    ``trainer``, ...), replacing the default ``task`` and ``model`` nodes."""
     config = {"backend": {"name": backend, **(options or {})}, "task": {"name": task}}
-    config |= {"seed": seed, "model": {"name": "tiny"}}
+    config |= {"seed": seed, "model": {"name": "tiny"}} | (settings or {})
     ok = status == "ok"
     return RunResult(
         run_id=f"{backend}-{task}-{config_hash(config)}-{created}",
@@ -75,6 +83,8 @@ def record(
         else Quality(),
         efficiency=Efficiency(
             train_step=Latency(median_ms=step_ms, iqr_ms=0.0, count=10),
+            train_steps=steps,
+            fit_seconds=fit_seconds,
             inference_tokens_per_second=tokens,
             decode_step_ms=10 * decode,
             cross_attention=CrossAttentionPhases(
@@ -84,6 +94,8 @@ def record(
                 train_share=2 * latency / step_ms,
                 decode_share=0.2,
             ),
+            load_at_train=loads[0],
+            load_at_measure=loads[1],
         )
         if ok
         else Efficiency(),
@@ -91,6 +103,11 @@ def record(
         config=config,
         created=created,
     )
+
+
+def load(load_1m: float, cores: int = 2) -> MachineLoad:
+    """A machine load as :func:`~xbench.records.environment.machine_load` records it."""
+    return MachineLoad(load_1m=load_1m, cores=cores, threads=cores, contended=load_1m > cores)
 
 
 def measured(phase: str, ms: float, memory: int) -> Measurement:

@@ -86,7 +86,9 @@ def test_ratios_are_relative_to_flash_on_the_same_device():
     gpu = Environment(device="NVIDIA H100")
     records = [
         record("flash", latency=2.0, decode=0.1, memory=1000, step_ms=100.0, tokens=400.0),
-        record("naive", latency=5.0, decode=0.3, memory=4000, step_ms=200.0, tokens=100.0),
+        record(
+            "naive", latency=5.0, decode=0.3, memory=4000, step_ms=200.0, tokens=100.0, steps=100
+        ),
         record("sparse", environment=gpu),
     ]
     (board,) = build_leaderboard(found(*records))
@@ -99,6 +101,7 @@ def test_ratios_are_relative_to_flash_on_the_same_device():
             "decode_ms": 3.0,
             "memory_bytes": 4.0,
             "train_steps_per_s": 0.5,
+            "achieved_steps_per_s": 0.5,
             "infer_tokens_per_s": 0.25,
         }
     )
@@ -237,7 +240,7 @@ def test_leaderboard_command_names_a_missing_folder(tmp_path, capsys):
 # A record written by the previous release (schema version 1) for `xbench run task=qa`.
 V1_QA = Path(__file__).parents[1] / "records" / "fixtures" / "result_v1_qa.json"
 V1_ROW = (
-    "| 1 | flash | ok | 0.8913 | 1 |  |  |  |  |  |  | 19.22 | 1.00× | 6525 | 1.00× |"
+    "| 1 | flash | ok | 0.8913 | 1 |  |  |  |  |  |  | 19.22 | 1.00× |  |  | 6525 | 1.00× |"
     " cpu (Intel(R) Xeon(R) Processor, 2 threads) | x-attn: older record (schema 2 or before):"
     " one forward at the task's longest target and source, random inputs, every key real"
     " (an all-ones mask), kept as prefill; no train or decode phase |"
@@ -303,7 +306,8 @@ V2_QA = Path(__file__).parents[1] / "records" / "fixtures" / "result_v2_qa.json"
 def test_an_older_record_and_a_new_one_share_a_board(tmp_path):
     old = RunResult.load(V2_QA)  # naive, one forward with every key real: prefill only
     new = record("flash", latency=2.0, decode=0.04, memory=3000, step_ms=50.0)
-    new.environment = old.environment  # measured on the same machine: ratios apply
+    new.environment = old.environment  # measured on the same machine with the same
+    new.config = old.config | {"backend": {"name": "flash"}}  # settings: ratios apply
 
     (board,) = build_leaderboard(found(old, new))
 

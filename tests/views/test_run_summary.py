@@ -31,7 +31,7 @@ def test_a_finished_run_shows_its_quality_steps_and_shares():
     flash = record(backend="flash", latency=2.0, decode=0.05, step_ms=100.0, tokens=640.0)
     (cells,) = cells_of(shown([flash]), "flash", "qa", "ok")
     assert cells[:5] == ["flash", "qa", "ok", "f1 ↑ 0.500", "f1=0.500"]
-    assert cells[5:] == ["100.0", "4%", "0.50", "20%", "640", "-"]
+    assert cells[5:] == ["100.0", "4%", "5.00", "0.50", "20%", "640", "-"]
 
 
 def test_each_phase_shows_its_shape_latency_memory_and_roof():
@@ -62,14 +62,14 @@ def test_an_older_record_shows_its_one_forward_as_prefill_with_the_note():
     assert not cells_of(text, "flash × qa", " train ") and not cells_of(text, " decode ")
     assert "flash × qa: older record (schema 2 or before)" in text
     (cells,) = cells_of(text, "flash", "ok", "f1 ↑")
-    assert cells[5:] == ["52.0", "-", "-", "-", "6525", "647.8 MiB"]
+    assert cells[5:] == ["52.0", "-", "-", "-", "-", "6525", "647.8 MiB"]
 
 
 def test_a_finished_run_whose_cross_attention_was_not_measured_says_why():
     unmeasured = not_measured(record(backend="flash"), reason="CUDA out of memory [8.00 GiB]")
     text = shown([unmeasured])
     (cells,) = cells_of(text, "flash", "qa", "ok")
-    assert cells[6] == cells[8] == "-", "no share without a phase figure"
+    assert cells[6] == cells[9] == "-", "no share without a phase figure"
     (decode,) = cells_of(text, "flash × qa", " decode ")
     assert decode[3:] == ["oom: CUDA out of memory [8.00 GiB]", "-", "-", "-"]
     line = "flash × qa: cross-attention train not measured: oom: CUDA out of memory [8.00 GiB]"
@@ -80,6 +80,6 @@ def test_a_failed_run_shows_dashes_and_its_first_error_line():
     failed = record(backend="naive", status="oom", error="CUDA out of memory\nTraceback ...")
     text = shown([failed])
     (cells,) = cells_of(text, "naive")
-    assert cells[2:] == ["oom", "-", "", "-", "-", "-", "-", "-", "-"]
+    assert cells[2:] == ["oom", "-", "", "-", "-", "-", "-", "-", "-", "-"]
     assert "naive × qa: oom CUDA out of memory" in text.splitlines()
     assert "Traceback" not in text and "cross-attention phases" not in text

@@ -25,6 +25,7 @@ FIGURES = (
     "decode_ms",
     "memory_bytes",
     "train_steps_per_s",
+    "achieved_steps_per_s",
     "infer_tokens_per_s",
 )
 
@@ -45,18 +46,24 @@ class Row:
     prefill_ms: float | None  # its forward at a test batch (CSV and wandb only)
     decode_ms: float | None  # one decode step's cross-attention against prepared memory
     memory_bytes: float | None  # peak bytes of the train phase
-    train_steps_per_s: float | None
+    train_steps_per_s: float | None  # 1 / the median step
+    achieved_steps_per_s: float | None  # optimiser steps over the fit's wall time
     infer_tokens_per_s: float | None  # greedy decoding of the test split (cached decoder)
     train_share: float | None  # of a training step, all decoder layers' cross-attention
     decode_share: float | None  # of a decoding step
     device: str
+    loaded: list[str]  # when a seed's machine was under contention: train and/or measure
     run_dirs: list[str]
+    peers: str  # the configuration but the backend: rows compared with each other share it
+    baseline: str | None = None  # label of the flash row the ratios divide by
     vs_baseline: dict[str, float | None] = field(default_factory=dict)
 
 
 @dataclass
 class TaskBoard:
-    """The rows of one task, best first; ``baseline`` is the label ratios refer to."""
+    """The rows of one task, best first. ``baseline`` is the backend ratios refer to,
+    None when no row has a flash row of its own configuration and device (each row's
+    ``Row.baseline`` names the one it was divided by)."""
 
     task: str
     metric: str
@@ -105,6 +112,13 @@ def _cell_key(record: RunResult) -> str:
     return config_hash({**record.config, "seed": None})
 
 
+def _peer_key(record: RunResult) -> str:
+    """The configuration without its seed and backend: task and its options, model,
+    trainer budget, optimiser, measurement settings. Only rows that share it (and the
+    device) are divided by each other."""
+    return config_hash({**record.config, "seed": None, "backend": None})
+
+
 def _task_board(task: str, cells: list[list[tuple[Path, RunResult]]]) -> TaskBoard:
     records = [record for cell in cells for _, record in cell]
     finished = [r for r in records if r.status == "ok" and r.quality.primary_metric] or records
@@ -116,15 +130,16 @@ def _task_board(task: str, cells: list[list[tuple[Path, RunResult]]]) -> TaskBoa
     labels = _labels([cell[0][1].config for cell in cells])
     rows = [_row(label, cell) for label, cell in zip(labels, cells, strict=True)]
     rows.sort(key=_sort_key(higher is not False))
-    baseline = _baseline(rows)
     for row in rows:
+        baseline = _baseline(row, rows)
+        row.baseline = baseline.label if baseline else None
         row.vs_baseline = _ratios(row, baseline)
     return TaskBoard(
         task=task,
         metric=metric or "primary",
         higher_is_better=higher is not False,
         rows=rows,
-        baseline=baseline.label if baseline else None,
+        baseline=BASELINE if any(row.baseline for row in rows) else None,
         descriptions={r.backend.name: r.backend.description for r in records},
     )
 
@@ -156,11 +171,18 @@ def _row(label: str, cell: list[tuple[Path, RunResult]]) -> Row:
         decode_ms=decode_ms,
         memory_bytes=_mean(ok, lambda e: e.phase_bytes("train")),
         train_steps_per_s=_mean(ok, _steps_per_second),
+        achieved_steps_per_s=_mean(ok, lambda e: e.achieved_steps_per_second),
         infer_tokens_per_s=_mean(ok, lambda e: e.inference_tokens_per_second),
         train_share=_mean(ok, lambda e: _share(e, "train_share")),
         decode_share=_mean(ok, lambda e: _share(e, "decode_share")),
         device=device_of(records[0]),
+        loaded=[
+            when
+            for when in ("train", "measure")
+            if any(when in r.efficiency.contended_at for r in ok)
+        ],
         run_dirs=[str(path.parent) for path, _ in cell],
+        peers=_peer_key(records[0]),
     )
 
 
@@ -206,15 +228,25 @@ def _sort_key(higher_is_better: bool) -> Callable[[Row], tuple]:
     return key
 
 
-def _baseline(rows: list[Row]) -> Row | None:
-    candidates = [r for r in rows if r.backend == BASELINE and r.status == "ok"]
-    return min(candidates, key=lambda r: len(r.label), default=None)
+def _baseline(row: Row, rows: list[Row]) -> Row | None:
+    """The finished flash row that differs from ``row`` in the backend alone (same
+    configuration otherwise, same device); among several flash variants, the one with
+    the shortest label, then the first by name. None: there is none."""
+    candidates = [
+        r
+        for r in rows
+        if r.backend == BASELINE
+        and r.status == "ok"
+        and r.peers == row.peers
+        and r.device == row.device
+    ]
+    return min(candidates, key=lambda r: (len(r.label), r.label), default=None)
 
 
 def _ratios(row: Row, baseline: Row | None) -> dict[str, float | None]:
-    """Each figure over the baseline's, when both were measured on the same device."""
+    """Each figure over the baseline's (all None without a baseline)."""
     ratios: dict[str, float | None] = dict.fromkeys(FIGURES)
-    if baseline is None or baseline.device != row.device:
+    if baseline is None:
         return ratios
     for name in FIGURES:
         value, base = getattr(row, name), getattr(baseline, name)
@@ -287,6 +319,16 @@ def _number(value: float | None, spec: str) -> str:
     return "" if value is None else format(value, spec)
 
 
+def ratio_note(board: TaskBoard) -> str:
+    """What the ``vs flash`` columns divide by, in one sentence (no final stop)."""
+    if board.baseline is None:
+        return f"no row has a {BASELINE} row of its own configuration and device, so no ratios"
+    return (
+        f"ratios divide each row by the {BASELINE} row that shares its configuration but"
+        " the backend and its device (blank: there is none)"
+    )
+
+
 def display_columns(board: TaskBoard) -> list[str]:
     """Column headers of the human-readable tables."""
     versus = f"vs {BASELINE}"
@@ -303,6 +345,8 @@ def display_columns(board: TaskBoard) -> list[str]:
         "x-attn train mem",
         versus,
         "train steps/s",
+        versus,
+        "achieved steps/s",
         versus,
         "infer tok/s",
         versus,
@@ -335,9 +379,11 @@ def display_rows(board: TaskBoard) -> list[list[str]]:
                 _ratio(ratios.get("memory_bytes")),
                 _number(row.train_steps_per_s, ".2f"),
                 _ratio(ratios.get("train_steps_per_s")),
+                _number(row.achieved_steps_per_s, ".2f"),
+                _ratio(ratios.get("achieved_steps_per_s")),
                 _number(row.infer_tokens_per_s, ".0f"),
                 _ratio(ratios.get("infer_tokens_per_s")),
-                row.device,
+                row.device + (f" (loaded at {', '.join(row.loaded)})" if row.loaded else ""),
                 row.reason,
             ]
         )
@@ -365,6 +411,8 @@ def data_records(board: TaskBoard) -> list[dict[str, Any]]:
             record[name] = getattr(row, name)
             record[f"{name}_vs_{BASELINE}"] = row.vs_baseline.get(name)
         record |= {"train_share": row.train_share, "decode_share": row.decode_share}
-        record |= {"device": row.device, "reason": row.reason, "run_dirs": " ".join(row.run_dirs)}
+        record[f"{BASELINE}_row"] = row.baseline
+        record |= {"device": row.device, "loaded": " ".join(row.loaded)}
+        record |= {"reason": row.reason, "run_dirs": " ".join(row.run_dirs)}
         out.append(record)
     return out

@@ -9,7 +9,13 @@ import datetime as dt
 import html
 from pathlib import Path
 
-from xbench.leaderboard.board import BASELINE, TaskBoard, display_columns, display_rows
+from xbench.leaderboard.board import (
+    BASELINE,
+    TaskBoard,
+    display_columns,
+    display_rows,
+    ratio_note,
+)
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -38,7 +44,8 @@ def render_html(boards: list[TaskBoard], plots: dict[str, Path], sources: list[s
         f"<p>Built {_text(created)} from run records under: "
         f"{', '.join(f'<code>{_text(s)}</code>' for s in sources)}. "
         f"Quality is the mean ± standard deviation over seeds; ratios are relative to "
-        f"<code>{_text(BASELINE)}</code> on the same device (blank: not measured there).</p>",
+        f"the <code>{_text(BASELINE)}</code> row of the same configuration and device "
+        f"(blank: none, or not measured there).</p>",
     ]
     for board in boards:
         parts += _section(board, plots.get(board.task))
@@ -49,11 +56,7 @@ def render_html(boards: list[TaskBoard], plots: dict[str, Path], sources: list[s
 
 def _section(board: TaskBoard, plot: Path | None) -> list[str]:
     direction = "higher" if board.higher_is_better else "lower"
-    baseline = (
-        f"baseline: <code>{_text(board.baseline)}</code>"
-        if board.baseline
-        else (f"no <code>{_text(BASELINE)}</code> row, so no ratios")
-    )
+    baseline = _text(ratio_note(board))
     parts = [
         f"<h2>{_text(board.task)}</h2>",
         f"<p>primary metric <code>{_text(board.metric)}</code> ({direction} is better); "

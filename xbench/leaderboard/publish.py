@@ -25,6 +25,7 @@ from xbench.leaderboard.board import (
     data_records,
     display_columns,
     display_rows,
+    ratio_note,
 )
 from xbench.leaderboard.console import print_leaderboard
 from xbench.leaderboard.html import render_html
@@ -79,7 +80,7 @@ def markdown(boards: list[TaskBoard], plots: dict[str, Path]) -> str:
             f"## {board.task}",
             "",
             f"Primary metric `{board.metric}` ({direction} is better), mean ± std over seeds; "
-            f"ratios relative to `{board.baseline or 'flash (absent)'}` on the same device.",
+            f"{ratio_note(board)}.",
             "",
             _md_row(display_columns(board)),
             _md_row(["---"] * len(display_columns(board))),

@@ -30,6 +30,27 @@ def environment() -> dict[str, Any]:
     }
 
 
+def machine_load() -> dict[str, Any]:
+    """The machine's load now, as plain JSON (the fields of
+    :class:`xbench.records.result.MachineLoad`): the 1-minute load average against the
+    CPU cores this process may run on (its affinity where the OS tells, else every core)
+    and torch's thread count. Contended: more runnable work than those cores."""
+    try:
+        load: float | None = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on this OS, or not readable
+        load = None
+    try:
+        cores: int | None = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count()
+    return {
+        "load_1m": load,
+        "cores": cores,
+        "threads": torch.get_num_threads(),
+        "contended": None if load is None or not cores else load > cores,
+    }
+
+
 def git_sha() -> str | None:
     """The commit of the xbench checkout, when it runs from one."""
     root = Path(__file__).resolve().parents[2]  # the checkout holding xbench/

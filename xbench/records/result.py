@@ -176,23 +176,47 @@ class CrossAttentionPhases(Jsonable):
         ]
 
 
+@dataclass(frozen=True)
+class MachineLoad(Jsonable):
+    """How busy the machine was when figures were taken
+    (:func:`xbench.records.environment.machine_load`): the 1-minute load average (None
+    where ``os.getloadavg`` is unavailable), the CPU cores this process may run on, and
+    the threads torch used. ``contended`` is True when the load exceeded those cores —
+    other work competed for them, so CPU timings read slower than the machine is — and
+    None when the load is unknown."""
+
+    load_1m: float | None = None
+    cores: int | None = None
+    threads: int | None = None
+    contended: bool | None = None
+
+
 @dataclass
 class Efficiency(Jsonable):
     """What a finished run cost: the training step's latency (steady state, warm-up
-    steps left out) and count, greedy-decoding throughput and the mean time of one
-    decoding step in the test loop, the cross-attention phases, and the peak memory of
-    the whole run. Every figure is None when it was not measured.
+    steps left out) and count, the fit's wall time, greedy-decoding throughput and the
+    mean time of one decoding step in the test loop, the cross-attention phases, the peak
+    memory of the whole run, and the machine's load when training started and when the
+    cross-attention was measured. Every figure is None when it was not measured (older
+    records have no ``fit_seconds`` nor loads).
 
     ``decode_step_ms`` is the test loop's generation time over the steps it generated
     (one step: one new token for every sequence of a batch); it includes each batch's
-    encoder pass and memory preparation, spread over that batch's steps."""
+    encoder pass and memory preparation, spread over that batch's steps.
+    ``fit_seconds`` is the wall time from the start of training to its end (Lightning's
+    ``on_train_start`` to ``on_train_end``): data loading, validation and slow steps
+    included, so ``train_steps / fit_seconds`` is the rate the fit achieved, where
+    ``1 / train_step`` is that of a typical step."""
 
     train_step: Latency | None = None
     train_steps: int | None = None
+    fit_seconds: float | None = None
     inference_tokens_per_second: float | None = None
     decode_step_ms: float | None = None
     cross_attention: CrossAttentionPhases | None = None
     peak_memory: Memory | None = None
+    load_at_train: MachineLoad | None = None
+    load_at_measure: MachineLoad | None = None
 
     def phase_ms(self, name: str) -> float | None:
         """Median milliseconds of one cross-attention call in phase ``name``."""
@@ -206,6 +230,19 @@ class Efficiency(Jsonable):
     def train_step_ms(self) -> float | None:
         """Median milliseconds of one training step."""
         return self.train_step.median_ms if self.train_step else None
+
+    @property
+    def achieved_steps_per_second(self) -> float | None:
+        """Optimiser steps over the fit's wall time (None: either was not measured)."""
+        if not self.train_steps or not self.fit_seconds:
+            return None
+        return self.train_steps / self.fit_seconds
+
+    @property
+    def contended_at(self) -> list[str]:
+        """When the machine was under contention: ``train`` and/or ``measure``."""
+        loads = {"train": self.load_at_train, "measure": self.load_at_measure}
+        return [when for when, load in loads.items() if load and load.contended]
 
     @property
     def peak_memory_bytes(self) -> int | None:

@@ -17,15 +17,27 @@ WARMUP_STEPS = 10
 
 class StepTimer(L.Callback):
     """Wall time of each training step (CUDA-synchronised on GPU); the first
-    ``WARMUP_STEPS`` steps are left out of the summary."""
+    ``WARMUP_STEPS`` steps are left out of the summary. ``fit_seconds`` is the wall time
+    of the whole training loop, data loading, validation and slow steps included (None
+    until training ended), which the median step leaves out."""
 
     def __init__(self) -> None:
         self.times: list[float] = []
+        self.fit_seconds: float | None = None
         self._start = 0.0
+        self._fit_start = 0.0
 
     def _sync(self, pl_module: L.LightningModule) -> None:
         if pl_module.device.type == "cuda":
             torch.cuda.synchronize(pl_module.device)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._sync(pl_module)
+        self._fit_start = time.perf_counter()
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._sync(pl_module)
+        self.fit_seconds = time.perf_counter() - self._fit_start
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self._sync(pl_module)

@@ -20,12 +20,13 @@ from xbench.api.errors import UserError
 from xbench.api.task import Task
 from xbench.config.settings import ModelSettings
 from xbench.measure.memory import is_out_of_memory, run_peak_memory
-from xbench.records.environment import environment, git_sha
+from xbench.records.environment import environment, git_sha, machine_load
 from xbench.records.result import (
     RESULT_FILE,
     BackendInfo,
     Efficiency,
     Environment,
+    MachineLoad,
     ModelInfo,
     Quality,
     RunResult,
@@ -178,6 +179,7 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
         default_root_dir=str(run_dir),
         enable_model_summary=False,
     )
+    load_at_train = MachineLoad.from_dict(machine_load())
     trainer.fit(module, datamodule=task.datamodule)
     trainer.test(module, datamodule=task.datamodule, verbose=False)
     if not trainer.is_global_zero:
@@ -193,6 +195,7 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
     )
     device = trainer.strategy.root_device  # Lightning moves the module back to CPU after test
     peak_memory = run_peak_memory(device)  # before the timing call resets the CUDA peak
+    load_at_measure = MachineLoad.from_dict(machine_load())
     phases = measure_phases(
         backend,
         model,
@@ -206,6 +209,7 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
     result.efficiency = Efficiency(
         train_step=train_step,
         train_steps=trainer.global_step,
+        fit_seconds=timer.fit_seconds,
         inference_tokens_per_second=module.inference_tokens / max(module.inference_seconds, 1e-9),
         decode_step_ms=decode_step_ms,
         cross_attention=with_shares(
@@ -215,6 +219,8 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
             decode_step_ms,
         ),
         peak_memory=peak_memory,
+        load_at_train=load_at_train,
+        load_at_measure=load_at_measure,
     )
     result.backend.describe = backend.describe()
     return logger

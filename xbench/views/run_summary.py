@@ -24,7 +24,8 @@ def _share(value: float | None) -> str:
 
 
 def summary_table(results: Iterable[RunResult]) -> Table:
-    """One row per run: quality, the run's own steps and the share cross-attention took."""
+    """One row per run: quality, the run's own steps and the share cross-attention took,
+    and the steps per second the whole fit achieved."""
     table = Table(title="xbench results", show_lines=False)
     for column in (
         "backend",
@@ -34,6 +35,7 @@ def summary_table(results: Iterable[RunResult]) -> Table:
         "metrics",
         "train step ms",
         "x-attn share",
+        "achieved steps/s",
         "decode step ms",
         "x-attn share",
         "infer tok/s",
@@ -54,6 +56,7 @@ def summary_table(results: Iterable[RunResult]) -> Table:
             " ".join(f"{k}={_fmt(v)}" for k, v in quality.metrics.items()),
             _fmt(eff.train_step_ms, ".1f"),
             _share(phases.train_share if phases else None),
+            _fmt(eff.achieved_steps_per_second, ".2f"),
             _fmt(eff.decode_step_ms, ".2f"),
             _share(phases.decode_share if phases else None),
             _fmt(eff.inference_tokens_per_second, ".0f"),
@@ -108,6 +111,18 @@ def phases_table(results: Iterable[RunResult]) -> Table:
     return table
 
 
+def _loaded(result: RunResult) -> list[str]:
+    """A line for each moment the machine was under contention, with its load."""
+    eff = result.efficiency
+    loads = {"training": eff.load_at_train, "the cross-attention measurement": eff.load_at_measure}
+    return [
+        f"load {load.load_1m:.2f} on {load.cores} cores at {when} ({load.threads} threads):"
+        " CPU timings are slower than on an idle machine"
+        for when, load in loads.items()
+        if load and load.contended
+    ]
+
+
 def print_summary(results: Iterable[RunResult], console: Console | None = None) -> None:
     results = list(results)
     if console is None:
@@ -122,12 +137,13 @@ def print_summary(results: Iterable[RunResult], console: Console | None = None) 
         phases = r.efficiency.cross_attention
         if r.status != "ok" and r.error:
             messages = [f"[red]{cell}: {r.status}[/red] {escape(first_line(r.error))}"]
-        elif r.status == "ok" and phases:
-            messages = [
-                f"[yellow]{cell}: cross-attention {name} not measured:[/yellow] {escape(why)}"
-                for name, why in phases.unmeasured()
-            ]
-            if phases.note:
+        elif r.status == "ok":
+            messages = [f"[yellow]{cell}: (loaded)[/yellow] {escape(line)}" for line in _loaded(r)]
+            for name, why in phases.unmeasured() if phases else ():
+                messages.append(
+                    f"[yellow]{cell}: cross-attention {name} not measured:[/yellow] {escape(why)}"
+                )
+            if phases and phases.note:
                 messages.append(f"[dim]{cell}: {escape(phases.note)}[/dim]")
         else:
             continue
