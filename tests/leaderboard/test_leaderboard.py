@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers.records import found, not_measured, record
+from helpers.records import found, load, not_measured, record
 from rich.console import Console
 
 from xbench.cli.main import main
@@ -109,6 +109,112 @@ def test_ratios_are_relative_to_flash_on_the_same_device():
     assert rows["naive"].decode_ms == pytest.approx(0.3) and rows["naive"].train_ms == 5.0
     assert set(rows["sparse"].vs_baseline.values()) == {None}, "another device: no ratio"
     assert rows["sparse"].device == "NVIDIA H100" and rows["naive"].device.startswith("cpu (")
+
+
+def qa_settings(facts: int, steps: int = 800, repeats: int = 20) -> dict:
+    """Config groups of a QA cell: its number of facts, training budget, timing repeats."""
+    return {
+        "task": {"name": "qa", "data": {"num_facts": facts}},
+        "trainer": {"max_steps": steps},
+        "measure": {"repeats": repeats},
+    }
+
+
+def test_ratios_divide_only_by_the_flash_row_of_the_same_configuration():
+    records = [
+        record("flash", latency=1.0, settings=qa_settings(8)),
+        record("naive", latency=3.0, settings=qa_settings(8)),
+        record("flash", latency=30.0, settings=qa_settings(32)),
+        record("naive", latency=60.0, settings=qa_settings(32)),
+        record("sparse", latency=40.0, settings=qa_settings(32, steps=400)),  # another budget
+        record("uniform", latency=0.5, settings=qa_settings(32, repeats=5)),  # other timing
+        record("linear", latency=5.0, settings=qa_settings(64)),  # no flash at 64 facts
+    ]
+    (board,) = build_leaderboard(found(*records))
+
+    rows = {(r.backend, r.label.split("num_facts=")[1][:2]): r for r in board.rows}
+    flash8, flash32 = rows["flash", "8 "].label, rows["flash", "32"].label
+    assert rows["flash", "32"].vs_baseline["train_ms"] == pytest.approx(1.0), "itself"
+    assert rows["naive", "32"].vs_baseline["train_ms"] == pytest.approx(2.0)
+    assert rows["naive", "8 "].vs_baseline["train_ms"] == pytest.approx(3.0)
+    assert (rows["naive", "8 "].baseline, rows["naive", "32"].baseline) == (flash8, flash32)
+    for lone in ("sparse", "uniform", "linear"):
+        row = next(r for r in board.rows if r.backend == lone)
+        assert row.baseline is None and set(row.vs_baseline.values()) == {None}, lone
+        cells = display_rows(board)[board.rows.index(row)]
+        ratios = [cells[i] for i, c in enumerate(display_columns(board)) if c == "vs flash"]
+        assert ratios == [""] * 6, "blank, not a ratio to another configuration"
+    assert board.baseline == "flash"
+    raw = {r["backend"]: r for r in data_records(board)}
+    assert raw[rows["naive", "32"].label]["flash_row"] == flash32
+    assert raw[rows["linear", "64"].label]["flash_row"] is None
+
+
+def test_among_flash_variants_of_one_configuration_the_shortest_label_is_the_baseline():
+    records = [
+        record("flash", options={"kernel": "math"}, latency=4.0),
+        record("flash", options={"kernel": "auto"}, latency=2.0),
+        record("naive", latency=6.0),
+    ]
+    (board,) = build_leaderboard(found(*records))
+    rows = {r.label: r for r in board.rows}
+    assert {r.baseline for r in board.rows} == {"flash backend.kernel=auto"}
+    assert rows["flash backend.kernel=math"].vs_baseline["train_ms"] == pytest.approx(2.0)
+    assert rows["naive"].vs_baseline["train_ms"] == pytest.approx(3.0)
+
+
+def test_the_achieved_rate_sits_beside_the_median_step_rate_in_every_view(tmp_path):
+    fast = record("flash", step_ms=50.0, steps=200, fit_seconds=50.0)
+    slow = record("naive", step_ms=100.0, steps=200, fit_seconds=200.0)
+    old = record("sparse", fit_seconds=None)  # an older record: no fit time
+    (board,) = build_leaderboard(found(fast, slow, old))
+
+    columns = display_columns(board)
+    at = columns.index("train steps/s")
+    assert columns[at + 2 : at + 4] == ["achieved steps/s", "vs flash"]
+    cells = {row.backend: display_rows(board)[i] for i, row in enumerate(board.rows)}
+    assert cells["flash"][at : at + 4] == ["20.00", "1.00×", "4.00", "1.00×"]
+    assert cells["naive"][at : at + 4] == ["10.00", "0.50×", "1.00", "0.25×"]
+    assert cells["sparse"][at + 2 : at + 4] == ["", ""]
+
+    console = Console(record=True, width=400)
+    print_leaderboard([board], console)
+    assert "achieved steps/s" in console.export_text()
+    assert "<th>achieved steps/s</th>" in render_html([board], {}, ["/runs"])
+    write_report([board], tmp_path, ["/runs"])
+    rows = {
+        r["backend"]: r
+        for r in csv.DictReader(io.StringIO((tmp_path / "leaderboard.csv").read_text()))
+    }
+    assert float(rows["naive"]["achieved_steps_per_s"]) == pytest.approx(1.0)
+    assert float(rows["naive"]["achieved_steps_per_s_vs_flash"]) == pytest.approx(0.25)
+    assert rows["sparse"]["achieved_steps_per_s"] == ""
+    assert "| 4.00 | 1.00× |" in (tmp_path / "leaderboard.md").read_text()
+
+
+def test_rows_measured_under_contention_are_flagged_next_to_the_device():
+    records = [
+        record("flash", seed=0, loads=(load(3.5), load(1.0))),
+        record("flash", seed=1, loads=(load(0.5), load(0.5))),
+        record("naive", loads=(None, load(5.0))),
+        record("sparse", loads=(load(2.0), load(1.5))),  # at the cores, not above them
+        record("linear"),  # an older record: no load
+    ]
+    (board,) = build_leaderboard(found(*records))
+
+    rows = {r.backend: r for r in board.rows}
+    assert rows["flash"].loaded == ["train"], "one seed was enough"
+    assert rows["naive"].loaded == ["measure"]
+    assert rows["sparse"].loaded == rows["linear"].loaded == []
+    device = display_columns(board).index("device")
+    cells = {row.backend: display_rows(board)[i] for i, row in enumerate(board.rows)}
+    assert cells["flash"][device] == "cpu (Test CPU, 2 threads) (loaded at train)"
+    assert cells["naive"][device] == "cpu (Test CPU, 2 threads) (loaded at measure)"
+    assert cells["sparse"][device] == "cpu (Test CPU, 2 threads)"
+    assert rows["naive"].vs_baseline["train_ms"] == pytest.approx(1.0), "same device still"
+    raw = {r["backend"]: r for r in data_records(board)}
+    assert (raw["flash"]["loaded"], raw["sparse"]["loaded"]) == ("train", "")
+    assert raw["flash"]["device"] == "cpu (Test CPU, 2 threads)"
 
 
 def test_a_measurement_that_failed_leaves_its_figures_blank_and_keeps_the_quality():

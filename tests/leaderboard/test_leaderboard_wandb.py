@@ -36,6 +36,8 @@ def test_offline_leaderboard_run_holds_the_tables_and_plots(tmp_path):
     assert [row[backend] for row in qa["data"]] == ["flash", "naive"]
     ratio = qa["columns"].index("train_ms_vs_flash")
     assert qa["data"][1][ratio] == pytest.approx(3.0)
+    achieved = qa["columns"].index("achieved_steps_per_s")
+    assert qa["data"][1][achieved] == pytest.approx(200 / 40.0)
     decode = qa["columns"].index("decode_ms")
     assert qa["data"][1][decode] == pytest.approx(0.05)
     assert {p.name.split("_")[0] for p in media.glob("images/pareto/*.png")} == {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 
 import pytest
@@ -46,6 +47,14 @@ def test_fast_dev_run_per_backend_writes_an_ok_record(backend, tmp_path):
     assert phases.train.shape.padded_fraction > 0, "a training batch of QA sources is ragged"
     assert 0 < phases.train_share <= 1 and 0 < phases.decode_share <= 1
     assert stored.efficiency.decode_step_ms > 0
+    efficiency = stored.efficiency
+    assert efficiency.fit_seconds >= efficiency.train_step_ms / 1e3, "the fit holds its step"
+    assert efficiency.achieved_steps_per_second == efficiency.train_steps / efficiency.fit_seconds
+    for load in (efficiency.load_at_train, efficiency.load_at_measure):
+        assert (
+            load.cores == len(os.sched_getaffinity(0)) and load.threads == torch.get_num_threads()
+        )
+        assert load.load_1m >= 0 and load.contended is (load.load_1m > load.cores)
     assert stored.environment.torch == torch.__version__
     assert stored.task.data["checksum"]
 

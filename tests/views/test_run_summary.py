@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from helpers.records import not_measured, record
+from helpers.records import load, not_measured, record
 from rich.console import Console
 
 from xbench.measure.types import Flops
@@ -83,3 +83,20 @@ def test_a_failed_run_shows_dashes_and_its_first_error_line():
     assert cells[2:] == ["oom", "-", "", "-", "-", "-", "-", "-", "-", "-"]
     assert "naive × qa: oom CUDA out of memory" in text.splitlines()
     assert "Traceback" not in text and "cross-attention phases" not in text
+
+
+def test_the_achieved_rate_shows_beside_the_median_step():
+    run = record(backend="flash", step_ms=50.0, steps=300, fit_seconds=100.0)
+    (cells,) = cells_of(shown([run]), "flash", "qa", "ok")
+    assert cells[5:8] == ["50.0", "4%", "3.00"], "20 steps/s typical, 3 achieved"
+
+
+def test_a_run_measured_under_contention_says_when_and_how_loaded():
+    loaded = record(backend="flash", loads=(load(3.5), load(1.0)))
+    idle = record(backend="naive", loads=(load(1.0), load(2.0)))
+    lines = shown([loaded, idle]).splitlines()
+    assert (
+        "flash × qa: (loaded) load 3.50 on 2 usable cores at the start of training"
+        " (2 threads): CPU figures read slower than on an idle machine"
+    ) in lines
+    assert sum("(loaded)" in line for line in lines) == 1, "the idle run and measurement: none"

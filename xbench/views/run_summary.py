@@ -114,10 +114,13 @@ def phases_table(results: Iterable[RunResult]) -> Table:
 def _loaded(result: RunResult) -> list[str]:
     """A line for each moment the machine was under contention, with its load."""
     eff = result.efficiency
-    loads = {"training": eff.load_at_train, "the cross-attention measurement": eff.load_at_measure}
+    loads = {
+        "the start of training": eff.load_at_train,
+        "the cross-attention measurement": eff.load_at_measure,
+    }
     return [
-        f"load {load.load_1m:.2f} on {load.cores} cores at {when} ({load.threads} threads):"
-        " CPU timings are slower than on an idle machine"
+        f"load {load.load_1m:.2f} on {load.cores} usable cores at {when} ({load.threads} threads):"
+        " CPU figures read slower than on an idle machine"
         for when, load in loads.items()
         if load and load.contended
     ]
