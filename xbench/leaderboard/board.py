@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from xbench.api.errors import first_line
-from xbench.records.result import NOT_HASHED, Efficiency, RunResult, config_hash
+from xbench.records.result import (
+    LOAD_MOMENTS,
+    NOT_HASHED,
+    Efficiency,
+    RunResult,
+    config_hash,
+)
 from xbench.views.units import format_bytes
 
 BASELINE = "flash"
@@ -176,11 +182,7 @@ def _row(label: str, cell: list[tuple[Path, RunResult]]) -> Row:
         train_share=_mean(ok, lambda e: _share(e, "train_share")),
         decode_share=_mean(ok, lambda e: _share(e, "decode_share")),
         device=device_of(records[0]),
-        loaded=[
-            when
-            for when in ("train", "measure")
-            if any(when in r.efficiency.contended_at for r in ok)
-        ],
+        loaded=[w for w in LOAD_MOMENTS if any(w in r.efficiency.contended_at for r in ok)],
         run_dirs=[str(path.parent) for path, _ in cell],
         peers=_peer_key(records[0]),
     )

@@ -176,6 +176,10 @@ class CrossAttentionPhases(Jsonable):
         ]
 
 
+#: When a run records the machine's load (``Efficiency.load_at_<moment>``).
+LOAD_MOMENTS = ("train", "measure")
+
+
 @dataclass(frozen=True)
 class MachineLoad(Jsonable):
     """How busy the machine was when figures were taken
@@ -241,8 +245,11 @@ class Efficiency(Jsonable):
     @property
     def contended_at(self) -> list[str]:
         """When the machine was under contention: ``train`` and/or ``measure``."""
-        loads = {"train": self.load_at_train, "measure": self.load_at_measure}
-        return [when for when, load in loads.items() if load and load.contended]
+        return [
+            when
+            for when in LOAD_MOMENTS
+            if (load := getattr(self, f"load_at_{when}")) and load.contended
+        ]
 
     @property
     def peak_memory_bytes(self) -> int | None:
