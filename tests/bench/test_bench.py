@@ -398,3 +398,48 @@ def test_padded_fraction_without_a_mask_is_a_user_error():
     assert grid.padded_fraction(settings(masked=True, padded_fraction=0.2)) == 0.2
     assert grid.padded_fraction(settings(masked=True)) == 0.0
     assert grid.padded_fraction(settings()) is None
+
+
+def test_a_report_records_the_machine_load_and_flags_contention(monkeypatch):
+    """CPU figures read slower when other work competes for the cores: the report keeps the
+    load at the start and end of the measurements, and the console says when it was high."""
+    import os
+
+    from rich.console import Console
+
+    from xbench.bench.output import print_report
+
+    config = compose(
+        [
+            "backend=naive",
+            "bench.nq=[16]",
+            "bench.nk=[16]",
+            "bench.batch=[1]",
+            "bench.heads=[1]",
+            "bench.head_dim=[8]",
+            "bench.passes=[fwd]",
+            "bench.repeats=1",
+            "bench.warmup=0",
+            "bench.roofline=false",
+            "logger=none",
+        ],
+        get_registry(),
+    )
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores + 3.0, 0.0, 0.0))
+
+    report = run_bench(plan_bench(config, get_registry()))
+
+    assert report["load"]["start"]["load_1m"] == cores + 3.0
+    assert report["load"]["start"]["contended"] and report["load"]["end"]["contended"]
+    console = Console(record=True, width=200)
+    print_report(report, console)
+    text = console.export_text()
+    assert f"(loaded) machine load: {cores + 3.0:.2f} at start" in text
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    quiet = run_bench(plan_bench(config, get_registry()))
+    console = Console(record=True, width=200)
+    print_report(quiet, console)
+    text = console.export_text()
+    assert "machine load: 0.00 at start" in text and "(loaded)" not in text

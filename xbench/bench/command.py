@@ -230,12 +230,13 @@ def run_bench(plan: BenchPlan) -> dict[str, Any]:
     """Measure every point (interleaving backends per shape) and analyse them."""
     from xbench.measure.memory import MEMORY_METHODS
     from xbench.measure.types import FLOPS_CONVENTION
-    from xbench.records.environment import environment
+    from xbench.records.environment import environment, machine_load
 
     settings = plan.settings
     device = grid.resolve_device(settings.device)
     if plan.threads:
         torch.set_num_threads(plan.threads)
+    load_at_start = machine_load()
     roofs = {}
     if settings.roofline:
         dtype = DTYPES[settings.dtype[0]]
@@ -262,11 +263,13 @@ def run_bench(plan: BenchPlan) -> dict[str, Any]:
     analysis.add_roofline(points, roofs)
     fitted = analysis.exponents(points)
     methods = sorted({p["memory"]["method"] for p in points if p.get("memory")})
+    load = {"start": load_at_start, "end": machine_load()}
     return {
         "schema": "xbench.bench/2",
         "settings": dataclasses.asdict(settings),
         "backends": plan.backend_options,
         "environment": environment(),
+        "load": load,  # CPU figures read slower under contention: said beside them
         "device": str(device),
         "flops_convention": FLOPS_CONVENTION,
         "memory_methods": {name: MEMORY_METHODS[name] for name in methods},

@@ -195,6 +195,9 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
             f"({roofs['dtype']}), copy {roofs['copy_gbs']:.3g} GB/s",
             highlight=False,
         )
+    load_line = machine_load_line(report.get("load") or {})
+    if load_line:
+        console.print(load_line, style="yellow" if "(loaded)" in load_line else None)
     if report.get("left_out_nk"):
         console.print(
             f"left out on CPU (bench.cpu_max_nk={report['settings']['cpu_max_nk']}): "
@@ -207,6 +210,23 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
     _print_rows(console, "scaling exponents (log-log fit in Nk)", report["exponents"], _fit)
     _print_rows(console, "crossover (efficiency) lengths", report["crossovers"], _crossover)
     _print_rows(console, "acceptance checks", report.get("checks"), _check)
+
+
+def machine_load_line(load: dict[str, Any]) -> str | None:
+    """``machine load: 0.4 at start, 1.2 at end on 2 usable cores`` — ``(loaded)`` first when
+    either moment had more runnable work than cores (the figures read slower than the
+    machine is); None when the load was not recorded (older reports, or no load average)."""
+    start, end = load.get("start") or {}, load.get("end") or {}
+    if start.get("load_1m") is None and end.get("load_1m") is None:
+        return None
+    moments = ", ".join(
+        f"{m['load_1m']:.2f} at {name}"
+        for name, m in (("start", start), ("end", end))
+        if m.get("load_1m") is not None
+    )
+    cores = start.get("cores") or end.get("cores")
+    loaded = "(loaded) " if start.get("contended") or end.get("contended") else ""
+    return f"{loaded}machine load: {moments} on {cores} usable cores"
 
 
 def _print_rows(console: Console, title: str, rows, render) -> None:
