@@ -86,6 +86,7 @@ from xbench.api.backend import (
     describe_problem,
 )
 from xbench.api.options import build_options
+from xbench.measure.inputs import lengths_mask
 from xbench.registry import Registered, Registry, get_registry, load_registry
 
 __all__ = [
@@ -235,11 +236,6 @@ def make_inputs(
         randn(b, h, shape.nk, shape.d),
         randn(b, h, shape.nk, shape.dv),
     )
-
-
-def lengths_mask(lengths: Sequence[int], nk: int, device: str = "cpu") -> Tensor:
-    """(B, Nk) mask whose item b has its first ``lengths[b]`` keys real."""
-    return torch.arange(nk, device=device)[None, :] < torch.tensor(lengths, device=device)[:, None]
 
 
 def partial_lengths(shape: Shape) -> list[int]:

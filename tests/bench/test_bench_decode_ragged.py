@@ -16,6 +16,7 @@ import torch
 from xbench.bench import analysis, grid, lengths
 from xbench.bench.command import compose, plan_bench
 from xbench.cli.main import main
+from xbench.measure.inputs import lengths_mask
 from xbench.measure.types import Measurement
 from xbench.registry import get_registry
 
@@ -96,7 +97,7 @@ def test_drawn_lengths_are_seeded_clipped_and_shared_across_nk(distribution):
     drawn = lengths.drawn_lengths(chosen, 64, 1024)
     again = lengths.drawn_lengths(chosen, 64, 1024)
     other = lengths.drawn_lengths(dataclasses.replace(chosen, seed=1), 64, 1024)
-    mask = lengths.lengths_mask(drawn, 1024, CPU)
+    mask = lengths_mask(drawn, 1024, CPU)
 
     assert torch.equal(drawn, again) and not torch.equal(drawn, other)
     assert drawn.min() >= 16 and drawn.max() <= 1024 and len(set(drawn.tolist())) > 10

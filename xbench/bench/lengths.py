@@ -31,12 +31,3 @@ def drawn_lengths(settings: BenchSettings, batch: int, nk: int) -> torch.Tensor 
             settings.lognormal_median * nk * torch.exp(settings.lognormal_sigma * z)
         )
     return drawn.clamp(low, nk).long()
-
-
-def lengths_mask(
-    lengths: torch.Tensor | None, nk: int, device: torch.device
-) -> torch.Tensor | None:
-    """(batch, nk) bool key padding mask, real keys first, of ``lengths`` (None: None)."""
-    if lengths is None:
-        return None
-    return (torch.arange(nk)[None, :] < lengths[:, None]).to(device)

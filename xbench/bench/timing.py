@@ -23,11 +23,11 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from xbench.api.backend import AttentionBackend
 from xbench.api.errors import first_line
 from xbench.bench.grid import BenchSettings, Shape, padded_fraction
-from xbench.bench.lengths import drawn_lengths, lengths_mask
+from xbench.bench.lengths import drawn_lengths
 from xbench.measure.clock import time_call
 from xbench.measure.cross_attention import measure_cross_attention
 from xbench.measure.flops import attention_flops
-from xbench.measure.inputs import input_bytes, make_inputs
+from xbench.measure.inputs import input_bytes, lengths_mask, make_inputs
 from xbench.measure.memory import is_out_of_memory
 from xbench.measure.types import Measurement
 
@@ -68,7 +68,7 @@ def measure_point(
             input_sets=settings.rotate,
             rotate_budget_bytes=settings.rotate_budget_mb * 2**20,
             seed=settings.seed,
-            mask=lengths_mask(lengths, shape.nk, device),
+            mask=None if lengths is None else lengths_mask(lengths, shape.nk, device),
         )
     point = {**measurement.to_dict(), "source": shape.source}
     if lengths is not None:
@@ -115,9 +115,8 @@ def bare_references(
     backend's own call (to check the harness's figure against)."""
     attention = shape.attention(device, padded_fraction(settings))
     lengths = drawn_lengths(settings, shape.batch, shape.nk)
-    inputs = make_inputs(
-        attention, seed=settings.seed, mask=lengths_mask(lengths, shape.nk, device)
-    )
+    drawn = None if lengths is None else lengths_mask(lengths, shape.nk, device)
+    inputs = make_inputs(attention, seed=settings.seed, mask=drawn)
     q, k, v = inputs.sets[0]
     mask = None if inputs.mask is None else inputs.mask[:, None, None, :]
     flops = attention_flops(attention).count

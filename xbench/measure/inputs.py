@@ -6,6 +6,7 @@ inputs that require gradients and the output gradient."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -39,6 +40,14 @@ def padded_share(mask: torch.Tensor | None) -> float | None:
     return round(1.0 - mask.float().mean().item(), 4)
 
 
+def lengths_mask(
+    lengths: Sequence[int] | torch.Tensor, nk: int, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """(B, Nk) bool key padding mask whose item b has its first ``lengths[b]`` keys real."""
+    lengths = torch.as_tensor(lengths, device=device)
+    return torch.arange(nk, device=device)[None, :] < lengths[:, None]
+
+
 def padding_mask(
     batch: int, nk: int, padded_fraction: float | None, device: torch.device | str = "cpu"
 ) -> torch.Tensor | None:
@@ -54,13 +63,9 @@ def padding_mask(
     if not 0.0 <= padded_fraction <= 1.0:
         raise ValueError(f"padded_fraction={padded_fraction!r} must lie in [0, 1]")
     spread = min(padded_fraction, 1.0 - padded_fraction)
-    positions = torch.arange(nk, device=device)
-    mask = torch.empty(batch, nk, dtype=torch.bool, device=device)
-    for item in range(batch):
-        place = item / (batch - 1) if batch > 1 else 0.5
-        share = padded_fraction + spread * (2 * place - 1)
-        mask[item] = positions < nk - round(share * nk)
-    return mask
+    places = [item / (batch - 1) if batch > 1 else 0.5 for item in range(batch)]
+    shares = [padded_fraction + spread * (2 * place - 1) for place in places]
+    return lengths_mask([nk - round(share * nk) for share in shares], nk, device)
 
 
 @dataclass
