@@ -21,7 +21,12 @@ from xbench.taskkit.options import SplitOptions, TextLoaderOptions, data_source,
 from xbench.taskkit.text import TokenFrontend, WordTokenizer
 from xbench_tasks.qa.data import EncodedQA, collate_qa
 from xbench_tasks.qa.examples import QAExample
-from xbench_tasks.qa.generator import GENERATOR_VERSION, QAGeneratorOptions, generate_split
+from xbench_tasks.qa.generator import (
+    GENERATOR_VERSION,
+    QAGeneratorOptions,
+    full_names_needed,
+    generate_split,
+)
 from xbench_tasks.qa.metrics import qa_metrics
 
 
@@ -36,6 +41,20 @@ class QADataOptions(SplitOptions, HFSourceOptions):
     two_hop: float = option(
         0.0, help="fraction of two-hop questions (employer's city)", min=0.0, max=1.0
     )
+    # length curriculum: training contexts of other lengths than the evaluated ones
+    train_max_facts: int = option(
+        0,
+        help="most facts per training context; 0: num_facts (val/test keep num_facts)",
+        min=0,
+        max=2000,
+    )
+    train_min_facts: int = option(
+        0,
+        help="fewest facts per training context, drawn uniformly up to train_max_facts; "
+        "0: train_max_facts",
+        min=0,
+        max=2000,
+    )
     # real data
     train_path: str | None = option(None, help="squad_json: SQuAD v1.1 training file")
     eval_path: str | None = option(
@@ -44,6 +63,19 @@ class QADataOptions(SplitOptions, HFSourceOptions):
     # SQuAD on the hub has no test split: its validation split is halved
     hf_test_split: str | None = with_default(HFSourceOptions, "hf_test_split", None)
     max_vocab: int = option(30000, help="word vocabulary cap for real data", min=16)
+
+    def __post_init__(self) -> None:
+        if self.train_facts[0] > self.train_facts[1]:
+            raise ValueError(
+                f"train_min_facts={self.train_min_facts} exceeds the training contexts' most "
+                f"facts {self.train_facts[1]} (train_max_facts, else num_facts)"
+            )
+
+    @property
+    def train_facts(self) -> tuple[int, int]:
+        """Fewest and most facts of a training context (the curriculum's lengths)."""
+        most = self.train_max_facts or self.num_facts
+        return self.train_min_facts or most, most
 
 
 @dataclass
@@ -74,19 +106,35 @@ def load_examples(data: QADataOptions) -> tuple[dict[str, list[QAExample]], dict
     return splits, {"source": "hf", "name": data.hf_name, "config": data.hf_config}
 
 
+def split_generators(data: QADataOptions) -> dict[str, QAGeneratorOptions]:
+    """The generator of each split: val and test at ``num_facts``, train at the curriculum's
+    ``train_min_facts`` … ``train_max_facts``. Every split uses the name style of the
+    longest contexts, so short training contexts name people as long test ones do."""
+    fewest, most = data.train_facts
+    full_names = full_names_needed(max(most, data.num_facts))
+    evaluation = QAGeneratorOptions(
+        data.num_facts, data.distractors, data.two_hop, data.seed, full_names=full_names
+    )
+    train = dataclasses.replace(
+        evaluation, num_facts=most, min_facts=fewest if fewest < most else 0
+    )
+    return {"train": train, "val": evaluation, "test": evaluation}
+
+
 def _embedded(data: QADataOptions) -> tuple[dict[str, list[QAExample]], dict]:
-    generator = QAGeneratorOptions(data.num_facts, data.distractors, data.two_hop, data.seed)
+    generators = split_generators(data)
     sizes = {"train": data.train_size, "val": data.val_size, "test": data.test_size}
 
     def build() -> dict:
         splits, seen = {}, set()
         for split in ("test", "val", "train"):  # evaluation splits first; train avoids them
-            splits[split] = generate_split(generator, split, sizes[split], exclude=seen)
+            splits[split] = generate_split(generators[split], split, sizes[split], exclude=seen)
             seen |= {(e.context, e.question) for e in splits[split]}
         return {s: [dataclasses.asdict(e) for e in ex] for s, ex in splits.items()}
 
     params = {
-        "generator": dataclasses.asdict(generator),
+        "generator": dataclasses.asdict(generators["test"]),
+        "train_generator": dataclasses.asdict(generators["train"]),
         "sizes": sizes,
         "version": GENERATOR_VERSION,
     }

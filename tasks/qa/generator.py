@@ -5,6 +5,10 @@ Answering needs cross-attention: the answer is a random attribute that appears o
 context, next to the entity the question names, among facts about other entities and
 (``distractors``) other facts about the same entity. ``two_hop`` questions go through a
 person's employer to that organisation's city. Everything is drawn from one seeded RNG.
+
+For a length curriculum a split's contexts may vary in length (``min_facts`` … ``num_facts``
+facts each); ``full_names`` gives short contexts the first-and-last names of long ones, so
+a model trained short reads names the way it will at long evaluation lengths.
 """
 
 from __future__ import annotations
@@ -144,12 +148,23 @@ MONTHS = [
 
 @dataclass(frozen=True)
 class QAGeneratorOptions:
-    """Shape of the embedded data (mirrors the task's ``data`` options)."""
+    """Shape of one split's embedded data (mirrors the task's ``data`` options).
+
+    ``min_facts`` > 0: each context has a number of facts drawn uniformly from
+    ``min_facts`` … ``num_facts``; 0: exactly ``num_facts``. ``full_names``: people always
+    go by first and last name, whatever the context's length.
+    """
 
     num_facts: int
     distractors: int
     two_hop: float
     seed: int
+    min_facts: int = 0
+    full_names: bool = False
+
+    def __post_init__(self) -> None:
+        if self.min_facts > self.num_facts:
+            raise ValueError(f"min_facts={self.min_facts} exceeds num_facts={self.num_facts}")
 
 
 @dataclass
@@ -204,19 +219,32 @@ def _org_facts(o: _Org) -> dict[str, tuple[str, str, str]]:
     }
 
 
+def full_names_needed(num_facts: int) -> bool:
+    """Whether a context of ``num_facts`` facts has more people than single names."""
+    return _people_count(num_facts) > len(NAMES)
+
+
+def _people_count(num_facts: int) -> int:
+    return max(2, num_facts // 2)
+
+
 def generate_example(rng: random.Random, options: QAGeneratorOptions, uid: str) -> QAExample:
-    """One context of about ``num_facts`` facts and one question answered by a span of it.
+    """One context of about ``num_facts`` facts and one question answered by a span of it
+    (``min_facts`` … ``num_facts`` facts when ``min_facts`` is set).
 
     People go by one name while a context has few of them; long contexts (more people than
     single names) use first and last names, so every person stays unique.
     """
+    num_facts = options.num_facts
+    if options.min_facts:
+        num_facts = rng.randint(options.min_facts, options.num_facts)
     org_names = [f"{stem} {kind}" for stem in ORG_STEMS for kind in ORG_KINDS]
     orgs = [
         _Org(name, rng.choice(CITIES), str(rng.randint(1850, 2015)))
-        for name in rng.sample(org_names, min(max(2, options.num_facts // 6), len(org_names)))
+        for name in rng.sample(org_names, min(max(2, num_facts // 6), len(org_names)))
     ]
-    people_count = max(2, options.num_facts // 2)
-    if people_count <= len(NAMES):
+    people_count = _people_count(num_facts)
+    if not options.full_names and not full_names_needed(num_facts):
         names = rng.sample(NAMES, people_count)
     else:
         full = [f"{first} {last}" for first in FIRST_NAMES for last in SURNAMES]
@@ -248,7 +276,7 @@ def generate_example(rng: random.Random, options: QAGeneratorOptions, uid: str) 
     pool = [f for p in people[1:] for f, _, _ in _person_facts(p).values()]
     pool += [f for o in orgs for f, _, _ in _org_facts(o).values() if f not in facts]
     rng.shuffle(pool)
-    facts += pool[: max(0, options.num_facts - len(facts))]
+    facts += pool[: max(0, num_facts - len(facts))]
     rng.shuffle(facts)
     return QAExample(uid, " ".join(facts), question, (answer,))
 
