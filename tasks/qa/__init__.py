@@ -23,11 +23,13 @@ from xbench_tasks.qa.data import EncodedQA, collate_qa
 from xbench_tasks.qa.examples import QAExample
 from xbench_tasks.qa.generator import (
     GENERATOR_VERSION,
+    NAME_STYLES,
     QAGeneratorOptions,
     full_names_needed,
     generate_split,
 )
 from xbench_tasks.qa.metrics import qa_metrics
+from xbench_tasks.qa.truncation import truncation_warning
 
 
 @dataclass
@@ -40,6 +42,12 @@ class QADataOptions(SplitOptions, HFSourceOptions):
     distractors: int = option(2, help="other facts about the questioned person", min=0, max=4)
     two_hop: float = option(
         0.0, help="fraction of two-hop questions (employer's city)", min=0.0, max=1.0
+    )
+    names: str = option(
+        "auto",
+        help="auto: first names, first and last names in long contexts | coined: invented "
+        "one-word names at every length",
+        choices=NAME_STYLES,
     )
     # length curriculum: training contexts of other lengths than the evaluated ones
     train_max_facts: int = option(
@@ -111,9 +119,14 @@ def split_generators(data: QADataOptions) -> dict[str, QAGeneratorOptions]:
     ``train_min_facts`` … ``train_max_facts``. Every split uses the name style of the
     longest contexts, so short training contexts name people as long test ones do."""
     fewest, most = data.train_facts
-    full_names = full_names_needed(max(most, data.num_facts))
+    full_names = data.names == "auto" and full_names_needed(max(most, data.num_facts))
     evaluation = QAGeneratorOptions(
-        data.num_facts, data.distractors, data.two_hop, data.seed, full_names=full_names
+        data.num_facts,
+        data.distractors,
+        data.two_hop,
+        data.seed,
+        full_names=full_names,
+        names=data.names,
     )
     train = dataclasses.replace(
         evaluation, num_facts=most, min_facts=fewest if fewest < most else 0
@@ -157,6 +170,8 @@ def build_qa(options: QAOptions) -> Task:
     datamodule = options.datamodule(encoded, partial(collate_qa, pad_id=tokenizer.pad_id))
     info |= {"sizes": {s: len(ex) for s, ex in splits.items()}, "vocab_size": tokenizer.vocab_size}
     lengths = [len(src) for src, *_ in encoded["test"].items]
+    limit = options.max_source_tokens
+    cuts = (truncation_warning(s, splits[s], limit) for s in ("test", "val", "train"))
     return Task(
         datamodule=datamodule,
         tokenizer=tokenizer,
@@ -168,6 +183,7 @@ def build_qa(options: QAOptions) -> Task:
         target_length=max(len(q) + len(t) for _, q, t, _ in encoded["test"].items),
         max_new_tokens=options.max_target_tokens + 1,
         data_info=info,
+        data_warnings=[line for line in cuts if line],
     )
 
 

@@ -8,7 +8,11 @@ person's employer to that organisation's city. Everything is drawn from one seed
 
 For a length curriculum a split's contexts may vary in length (``min_facts`` … ``num_facts``
 facts each); ``full_names`` gives short contexts the first-and-last names of long ones, so
-a model trained short reads names the way it will at long evaluation lengths.
+a model trained short reads names the way it will at long evaluation lengths. ``coined``
+names are invented one-word names from a pool of thousands: every person of even the
+longest context has a name of one token, so the entity to find is one exact match however
+many people a context holds (with first and last names, a short context rarely has two
+people sharing a first name and a model trained on it learns to match one of the two words).
 """
 
 from __future__ import annotations
@@ -112,6 +116,7 @@ CITIES = [
     "manila",
 ]
 NAMES = FIRST_NAMES + SURNAMES
+NAME_STYLES = ("auto", "coined")
 ORG_STEMS = [
     "nord",
     "sol",
@@ -161,8 +166,11 @@ class QAGeneratorOptions:
     seed: int
     min_facts: int = 0
     full_names: bool = False
+    names: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.names not in NAME_STYLES:
+            raise ValueError(f"names={self.names!r}: choose one of {NAME_STYLES}")
         if self.min_facts > self.num_facts:
             raise ValueError(f"min_facts={self.min_facts} exceeds num_facts={self.num_facts}")
 
@@ -219,6 +227,16 @@ def _org_facts(o: _Org) -> dict[str, tuple[str, str, str]]:
     }
 
 
+def _coined_names() -> list[str]:
+    """Two-syllable invented names (``bako``, ``tirema`` …), none a word the facts use."""
+    syllables = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]
+    taken = set(NAMES + CITIES + ORG_STEMS + ORG_KINDS + ANIMALS + MONTHS)
+    return [a + b for a in syllables for b in syllables if a + b not in taken]
+
+
+COINED_NAMES = _coined_names()
+
+
 def full_names_needed(num_facts: int) -> bool:
     """Whether a context of ``num_facts`` facts has more people than single names."""
     return _people_count(num_facts) > len(NAMES)
@@ -244,7 +262,9 @@ def generate_example(rng: random.Random, options: QAGeneratorOptions, uid: str) 
         for name in rng.sample(org_names, min(max(2, num_facts // 6), len(org_names)))
     ]
     people_count = _people_count(num_facts)
-    if not options.full_names and not full_names_needed(num_facts):
+    if options.names == "coined":
+        names = rng.sample(COINED_NAMES, min(people_count, len(COINED_NAMES)))
+    elif not options.full_names and not full_names_needed(num_facts):
         names = rng.sample(NAMES, people_count)
     else:
         full = [f"{first} {last}" for first in FIRST_NAMES for last in SURNAMES]

@@ -44,5 +44,6 @@ def truncation_warning(split: str, examples: Sequence[QAExample], limit: int) ->
     total = len(examples)
     return (
         f"max_source_tokens={limit} cut the answer out of {lost} of {total} {split} contexts "
-        f"({lost / total:.0%}) and more than {HEAVY_CUT:.0%} of {heavy} ({heavy / total:.0%})"
+        f"({lost / total:.0%}) and more than {HEAVY_CUT:.0%} of the tokens of {heavy} "
+        f"({heavy / total:.0%})"
     )
