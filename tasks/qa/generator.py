@@ -251,7 +251,8 @@ def generate_example(rng: random.Random, options: QAGeneratorOptions, uid: str) 
     (``min_facts`` … ``num_facts`` facts when ``min_facts`` is set).
 
     People go by one name while a context has few of them; long contexts (more people than
-    single names) use first and last names, so every person stays unique.
+    single names) and ``full_names`` use first and last names, so every person stays
+    unique; ``names="coined"`` gives everyone an invented one-word name instead.
     """
     num_facts = options.num_facts
     if options.min_facts:
