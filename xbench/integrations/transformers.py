@@ -56,9 +56,6 @@ def use_backend(
     registry = registry or get_registry()
     spec = registry.backend(backend)
     built = build_options(spec.options, options, "backend")
-    columns = _columns(model) if columns is None else columns
-    if isinstance(columns, bool) or not isinstance(columns, int) or columns < 1:
-        raise UserError(f"columns={columns!r}: must be a whole number of decoder columns >= 1")
     found = list(cross_attention_modules(model))
     if not found:
         raise UserError(
@@ -66,6 +63,9 @@ def use_backend(
             "submodules named encoder_attn, EncDecAttention, crossattention, cross_attn or "
             "cross_attention)"
         )
+    columns = _columns(model) if columns is None else columns
+    if isinstance(columns, bool) or not isinstance(columns, int) or columns < 1:
+        raise UserError(f"columns={columns!r}: must be a whole number of decoder columns >= 1")
     register_backends(registry)
     layers = {
         name: CrossAttentionLayer(name, backend, spec.build(built), columns) for name, _ in found
