@@ -178,7 +178,6 @@ def tiny_models(tmp_path_factory) -> dict[str, TinyModel]:
     for name, build in BUILDERS.items():
         folder = tmp_path_factory.mktemp(name)
         model = build()
-        model.generation_config.max_length = 12
         model.save_pretrained(folder)
         # Whisper has no encoder padding mask: its features are padded to the window.
         inputs = _audio_batch() if name == "whisper" else _token_batch()

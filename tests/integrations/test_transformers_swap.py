@@ -19,6 +19,7 @@ from xbench.api.errors import UserError
 from xbench.integrations.transformers import (
     UnsupportedAttention,
     register_backends,
+    swapped_layers,
     use_backend,
 )
 from xbench.registry import Registry, get_registry, load_registry
@@ -68,6 +69,17 @@ def test_use_backend_sets_the_implementation_and_returns_the_model(text_tiny):
 
     assert use_backend(model, "sparse", block_size=4) is model
     assert model.config._attn_implementation == "xbench_sparse"
+
+
+def test_each_cross_attention_layer_gets_its_own_backend(tiny):
+    model = use_backend(tiny.load(), "sparse", block_size=4)
+    layers = swapped_layers(model)
+
+    assert len(layers) == 2  # every tiny model has two decoder layers
+    assert len({id(layer.backend) for layer in layers}) == 2
+    assert all(layer.name.endswith(("encoder_attn", "EncDecAttention")) for layer in layers)
+    logits(model, tiny)
+    assert layers[-1].backend.describe()["kernel"]
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ from typing import Any
 from xbench.api.errors import UserError
 from xbench.api.options import build_options
 from xbench.integrations.transformers_layers import (
+    ROLE_ATTRIBUTE,
     CrossAttentionLayer,
     UnsupportedAttention,
     cross_attention_modules,
@@ -29,7 +30,13 @@ from xbench.integrations.transformers_layers import (
 )
 from xbench.registry import Registry, get_registry
 
-__all__ = ["UnsupportedAttention", "register_backends", "use_backend"]
+__all__ = [
+    "CrossAttentionLayer",
+    "UnsupportedAttention",
+    "register_backends",
+    "swapped_layers",
+    "use_backend",
+]
 
 INSTALL_HINT = "pip install 'xbench[transformers]'"
 #: What ``generate`` stops at when neither the call nor the model sets ``max_length``.
@@ -73,6 +80,17 @@ def use_backend(
     mark(model, layers, backend)
     model.set_attn_implementation(attention.implementation_name(backend))
     return model
+
+
+def swapped_layers(model: Any) -> list[CrossAttentionLayer]:
+    """The cross-attention layers :func:`use_backend` gave ``model``, in model order: each
+    has its own backend (``layer.backend``, e.g. the last one's ``describe()``)."""
+    layers: list[CrossAttentionLayer] = []
+    for module in model.modules():
+        layer = getattr(module, ROLE_ATTRIBUTE, None)
+        if isinstance(layer, CrossAttentionLayer) and layer not in layers:
+            layers.append(layer)
+    return layers
 
 
 def register_backends(registry: Registry | None = None) -> list[str]:

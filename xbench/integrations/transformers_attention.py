@@ -104,10 +104,10 @@ def _role(module: nn.Module, backend: str) -> CrossAttentionLayer | SelfAttentio
             f"attn_implementation {implementation_name(backend)!r} runs only on a model "
             f"prepared by xbench.integrations.transformers.use_backend(model, {backend!r})"
         )
-    if role.backend != backend if isinstance(role, SelfAttention) else role.backend_name != backend:
+    if role.backend_name != backend:
         raise UserError(
-            f"attn_implementation {implementation_name(backend)!r} on a model swapped to a "
-            "different backend; change backends with use_backend only"
+            f"attn_implementation {implementation_name(backend)!r} on a model swapped to "
+            f"{role.backend_name!r}; change backends with use_backend only"
         )
     return role
 

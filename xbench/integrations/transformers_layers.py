@@ -46,7 +46,7 @@ class UnsupportedAttention(UserError):
 class SelfAttention:
     """The marker of a module whose attention calls go to transformers' SDPA."""
 
-    backend: str
+    backend_name: str
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,7 +62,7 @@ class _Source:
     scale: float | None
     groups: int
 
-    def is_(self, other: _Source) -> bool:
+    def same_as(self, other: _Source) -> bool:
         """The same source: the same tensors, unchanged, with an equal mask and scale."""
         if self.k is not other.k or self.v is not other.v:
             return False
@@ -89,6 +89,7 @@ class CrossAttentionLayer:
         self.backend = backend
         self.columns = columns
         self._seen: int | None = None
+        self._layer_idx = 0
         self._source: _Source | None = None
         self._memory: PreparedMemory | None = None
         self._hook: torch.utils.hooks.RemovableHandle | None = None
@@ -137,7 +138,7 @@ class CrossAttentionLayer:
         groups: int,
     ) -> PreparedMemory:
         source = _Source(k, v, k._version, v._version, key_padding_mask, scale, groups)
-        if self._memory is not None and self._source is not None and self._source.is_(source):
+        if self._memory is not None and self._source is not None and self._source.same_as(source):
             return self._memory
         self._on(q.device)
         if groups > 1:
