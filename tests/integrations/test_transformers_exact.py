@@ -20,10 +20,9 @@ def logits(model, tiny) -> torch.Tensor:
 
 
 def greedy(model, tiny, **kwargs) -> list[list[int]]:
+    """Greedy output tokens (or beam search's, given ``num_beams``)."""
     with torch.no_grad():
-        out = model.generate(
-            **tiny.inputs, do_sample=False, num_beams=1, max_new_tokens=8, **kwargs
-        )
+        out = model.generate(**tiny.inputs, do_sample=False, max_new_tokens=8, **kwargs)
     return out.tolist()
 
 
@@ -104,3 +103,13 @@ def test_a_backend_that_drops_the_padding_mask_fails_only_on_padded_batches(
     with torch.no_grad():
         again = model(**full, decoder_input_ids=text_tiny.decoder_input_ids[:1]).logits
     torch.testing.assert_close(again, unpadded, atol=ATOL, rtol=0)
+
+
+def test_beam_search_reorders_the_prepared_memory(text_tiny):
+    """Beam search reorders the cached cross-attention keys each step: the memory follows."""
+    model = text_tiny.load()
+    expected = greedy(model, text_tiny, num_beams=3)
+
+    use_backend(model, "naive")
+
+    assert greedy(model, text_tiny, num_beams=3) == expected
