@@ -34,7 +34,6 @@ class TinyModel:
     model_class: type
     inputs: dict[str, torch.Tensor]
     decoder_input_ids: torch.Tensor
-    padded: bool
 
     def load(self) -> torch.nn.Module:
         model = self.model_class.from_pretrained(self.folder, attn_implementation="sdpa")
@@ -182,9 +181,7 @@ def tiny_models(tmp_path_factory) -> dict[str, TinyModel]:
         # Whisper has no encoder padding mask: its features are padded to the window.
         inputs = _audio_batch() if name == "whisper" else _token_batch()
         batch = next(iter(inputs.values())).shape[0]
-        models[name] = TinyModel(
-            name, folder, type(model), inputs, _targets(batch), padded=name != "whisper"
-        )
+        models[name] = TinyModel(name, folder, type(model), inputs, _targets(batch))
     return models
 
 

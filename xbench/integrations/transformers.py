@@ -78,7 +78,13 @@ def use_backend(
         name: CrossAttentionLayer(name, backend, spec.build(built), columns) for name, _ in found
     }
     mark(model, layers, backend)
-    model.set_attn_implementation(attention.implementation_name(backend))
+    name = attention.implementation_name(backend)
+    model.set_attn_implementation(name)
+    if model.config._attn_implementation != name:  # transformers only warns
+        raise UserError(
+            f"{type(model).__name__} does not route its attention through transformers' "
+            "AttentionInterface, so no backend can be swapped in"
+        )
     return model
 
 
