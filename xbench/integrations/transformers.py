@@ -54,10 +54,12 @@ def use_backend(
     """Route ``model``'s cross-attention through ``backend`` built with ``options``; returns
     ``model`` itself. Calling it again swaps in another backend.
 
-    ``columns`` is the decoder sequence length a position-dependent backend aligns its
-    queries to (``QueryPositions.total``): by default the longest output ``generate`` makes
-    by default (``generation_config.max_length``); pass your ``max_length`` to match.
-    ``registry`` is for backends registered in-process (``xbench.registry.load_registry``).
+    Options are validated like ``backend.<option>=`` on the command line (one-line
+    :class:`UserError`) before the model is touched. ``columns`` is the decoder length a
+    position-dependent backend (``sparse``) lays its queries out for, ``QueryPositions.total``:
+    by default the model's ``generation_config.max_length``; pass the ``max_length`` you
+    generate with. ``registry`` is for backends registered in-process
+    (``xbench.registry.load_registry(extra_plugins=...)``).
     """
     attention = _transformers_attention()
     registry = registry or get_registry()
@@ -101,8 +103,9 @@ def swapped_layers(model: Any) -> list[CrossAttentionLayer]:
 
 def register_backends(registry: Registry | None = None) -> list[str]:
     """Register every installed backend (or ``registry``'s) with transformers'
-    ``AttentionInterface`` and ``AttentionMaskInterface`` as ``xbench_<backend>``; returns
-    the names. They run only on a model :func:`use_backend` prepared."""
+    ``AttentionInterface`` and ``AttentionMaskInterface`` as ``xbench_<backend>`` (transformers'
+    kernel words in capitals: ``xbench_FLASH``); returns the names. They run only on a model
+    :func:`use_backend` prepared."""
     attention = _transformers_attention()
     return attention.register_backends((registry or get_registry()).backends)
 
