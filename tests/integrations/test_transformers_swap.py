@@ -29,17 +29,8 @@ SIGMOID = ROOT / "examples" / "xbench-sigmoid" / "xbench_sigmoid" / "__init__.py
 
 # The script README's "my model, my kernel" shows, with a hub name; the test runs it on a
 # local folder (a hub name or a folder are the same argument to from_pretrained).
-USER_SCRIPT = """\
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
-from xbench.integrations.transformers import use_backend
-
-name = "Helsinki-NLP/opus-mt-en-de"  # a hub model or a local folder
-tokenizer = AutoTokenizer.from_pretrained(name)
-model = use_backend(AutoModelForSeq2SeqLM.from_pretrained(name), "sparse", block_size=16)
-batch = tokenizer(["A short one.", "A longer sentence, padded."], padding=True, return_tensors="pt")
-print(tokenizer.batch_decode(model.generate(**batch), skip_special_tokens=True))
-"""
+_SECTION = (ROOT / "README.md").read_text().split("## My model, my kernel")[1]
+USER_SCRIPT = _SECTION.split("```python\n")[1].split("```")[0]
 
 
 def logits(model, tiny) -> torch.Tensor:
