@@ -81,6 +81,17 @@ def test_the_weights_key_follows_training_settings_only():
     assert key() != key("task.data.num_facts=9")
 
 
+def test_the_header_says_what_was_swapped():
+    from xbench.run.runner import header_line
+
+    config = composed_config(
+        ["backend=uniform", "eval.trained_with=naive", "eval.finetune_steps=7"]
+    )
+    line = header_line(plan_run(config, get_registry()), config["trainer"])
+
+    assert "uniform × qa" in line and "weights trained with naive, 7 fine-tuning steps" in line
+
+
 def test_the_training_plan_swaps_only_the_backend():
     plan = plan_run(composed_config(["backend=uniform", "eval.trained_with=naive"]), get_registry())
 

@@ -279,7 +279,12 @@ def header_line(plan: RunPlan, trainer_cfg: dict) -> str:
         if device.type == "cuda"
         else f"cpu ({torch.get_num_threads()} threads)"
     )
-    if trainer_cfg.get("fast_dev_run"):
+    if plan.trained_with is not None:
+        budget = (
+            f"weights trained with {plan.trained_with.name}, "
+            f"{plan.eval.finetune_steps} fine-tuning steps"
+        )
+    elif trainer_cfg.get("fast_dev_run"):
         budget = "fast_dev_run (one batch each of train, val and test)"
     elif (trainer_cfg.get("max_steps") or -1) > 0:
         budget = f"{trainer_cfg['max_steps']} steps"
