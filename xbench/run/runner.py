@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import shutil
 import traceback
 import uuid
@@ -21,6 +22,7 @@ from xbench.api.task import Task
 from xbench.config.settings import ModelSettings
 from xbench.measure.memory import is_out_of_memory, run_peak_memory
 from xbench.records.environment import environment, git_sha, machine_load
+from xbench.records.examples import ExampleScores
 from xbench.records.result import (
     RESULT_FILE,
     BackendInfo,
@@ -192,6 +194,8 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
         higher_is_better=task.higher_is_better,
         metrics=scores,
         samples=[Sample.from_dict(sample) for sample in module.samples],
+        test_examples=len(module.test_predictions),
+        examples_file=_write_examples(task, module, run_dir, trainer.world_size),
     )
     device = trainer.strategy.root_device  # Lightning moves the module back to CPU after test
     peak_memory = run_peak_memory(device)  # before the timing call resets the CUDA peak
@@ -224,6 +228,33 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
     )
     result.backend.describe = backend.describe()
     return logger
+
+
+def _write_examples(task: Task, module: Seq2SeqModule, run_dir: Path, processes: int) -> str | None:
+    """Write the per-example sidecar when the task declares its statistics; its file name.
+    With several processes each holds only its share of the test split: none is written."""
+    statistics = task.example_statistics
+    if statistics is None or processes > 1 or not module.test_predictions:
+        return None
+    predictions, references = module.test_predictions, module.test_references
+    scores = ExampleScores.build(
+        task.primary_metric,
+        statistics.formula,
+        predictions,
+        references,
+        statistics.compute(predictions, references),
+    )
+    primary = module.test_scores.get(task.primary_metric)
+    if primary is not None and not math.isclose(scores.value, primary, rel_tol=1e-4, abs_tol=1e-6):
+        log.warning(
+            "the task's per-example statistics give %s = %.6g (formula %s), its metric %.6g: "
+            "the leaderboard's intervals for it are off",
+            task.primary_metric,
+            scores.value,
+            statistics.formula,
+            primary,
+        )
+    return scores.write(run_dir).name
 
 
 def build_model(plan: RunPlan, task: Task) -> EncoderDecoder:
