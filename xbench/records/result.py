@@ -290,6 +290,22 @@ class Revision(Jsonable):
 
 
 @dataclass
+class SwapIn(Jsonable):
+    """A swap-in run (``eval.trained_with``): the weights were trained with
+    ``trained_with`` and the run tested them with ``evaluated_with`` after
+    ``finetune_steps`` of adaptation. ``checkpoint`` is the cached weights file (``reused``:
+    an earlier run had made it); ``trained_quality`` is the trained model's own test
+    quality with its own backend, the figure the swapped-in one is read against."""
+
+    trained_with: str
+    evaluated_with: str
+    finetune_steps: int = 0
+    checkpoint: str | None = None
+    reused: bool = False
+    trained_quality: Quality | None = None
+
+
+@dataclass
 class RunResult(Jsonable):
     """One run: identity, what ran, status, quality, efficiency and environment.
     ``tier`` is the data tier the run used (``tier=long``; ``default`` unless chosen)."""
@@ -303,6 +319,7 @@ class RunResult(Jsonable):
     model: ModelInfo
     seed: int
     tier: str = "default"
+    swap: SwapIn | None = None
     status: str = "ok"
     error: str | None = None
     quality: Quality = field(default_factory=Quality)
