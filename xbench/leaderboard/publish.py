@@ -49,7 +49,7 @@ def publish(
     """Build the leaderboard of every record under ``roots`` and publish it everywhere;
     differences are taken against the ``reference`` backend. Raises UserError when no
     record under ``roots`` ran that backend."""
-    console = console or Console(width=max(Console().width, 160))
+    console = console or Console(width=max(Console().width, 220))
     boards = build_leaderboard(find_results(roots), reference)
     if not boards:
         console.print(f"no run records under {', '.join(map(str, roots))}", highlight=False)
