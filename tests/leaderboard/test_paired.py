@@ -216,11 +216,12 @@ def test_the_reference_is_chosen_on_the_command_line(tmp_path, capsys):
 
 
 def test_a_reference_no_record_ran_is_one_line_naming_the_backends_there(tmp_path, capsys):
-    board_of(tmp_path, ("flash", 0, hard_and_easy()))
+    board_of(tmp_path, ("naive", 0, hard_and_easy()))
     assert main(["leaderboard", str(tmp_path), "--reference", "flsh"]) == 2
     err = capsys.readouterr().err
     assert f"reference 'flsh': no run of that backend under {tmp_path}" in err
-    assert "the backends there: flash" in err
+    assert "the backends there: naive" in err
+    assert main(["leaderboard", str(tmp_path)]) == 0, "without flash the default just pairs none"
 
 
 def test_the_views_show_the_notes(tmp_path):

@@ -44,18 +44,18 @@ def publish(
     wandb_settings: dict[str, Any] | None = None,
     group: str | None = None,
     console: Console | None = None,
-    reference: str = BASELINE,
+    reference: str | None = None,
 ) -> list[TaskBoard]:
     """Build the leaderboard of every record under ``roots`` and publish it everywhere;
-    differences are taken against the ``reference`` backend. Raises UserError when no
-    record under ``roots`` ran that backend."""
+    differences are taken against the ``reference`` backend (default: flash). Raises
+    UserError when a chosen reference is a backend no record under ``roots`` ran."""
     console = console or Console(width=max(Console().width, 220))
-    boards = build_leaderboard(find_results(roots), reference)
+    boards = build_leaderboard(find_results(roots), reference or BASELINE)
     if not boards:
         console.print(f"no run records under {', '.join(map(str, roots))}", highlight=False)
         return []
     backends = sorted({row.backend for board in boards for row in board.rows})
-    if reference not in backends:
+    if reference is not None and reference not in backends:
         raise UserError(
             f"reference {reference!r}: no run of that backend under "
             f"{', '.join(map(str, roots))}; the backends there: {', '.join(backends)}"
@@ -130,7 +130,6 @@ def leaderboard_command(args: list[str]) -> int:
     parser.add_argument("--out", type=Path, help="report folder (default: the first DIR)")
     parser.add_argument(
         "--reference",
-        default=BASELINE,
         metavar="BACKEND",
         help=f"the backend each row's paired difference is taken against (default: {BASELINE})",
     )

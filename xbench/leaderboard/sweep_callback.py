@@ -42,7 +42,7 @@ class LeaderboardCallback(Callback):
                 sweep_dir,
                 wandb_settings=settings if wandb_enabled(settings) else None,
                 group=sweep_group(settings, sweep_dir),
-                **({"reference": self.reference} if self.reference else {}),
+                reference=self.reference,
             )
         except UserError as error:  # the cells' records are safe; say why there is no board
             print(f"xbench: error: {error}", file=sys.stderr, flush=True)
