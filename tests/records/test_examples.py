@@ -126,3 +126,7 @@ def test_an_unreadable_or_newer_sidecar_is_a_value_error(tmp_path):
     foreign.write_text(json.dumps({"metric": "f1"}))
     with pytest.raises(ValueError, match="not a per-example sidecar"):
         ExampleScores.load(foreign)
+    unknown = tmp_path / "unknown.json"
+    unknown.write_text(json.dumps(scores.to_dict() | {"formula": "median"}))
+    with pytest.raises(ValueError, match="formula 'median' is not one of mean, ratio, bleu"):
+        ExampleScores.load(unknown)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xbench.api.task import CORPUS_FORMULAS
 from xbench.atomic import write_atomic
 from xbench.jsonable import Jsonable
 from xbench.records.corpus import corpus_score
@@ -103,9 +104,13 @@ class ExampleScores(Jsonable):
         if isinstance(version, int) and version > EXAMPLES_VERSION:
             raise ValueError(f"version {version} is newer than this xbench reads")
         try:
-            return cls.from_dict(data)
+            scores = cls.from_dict(data)
         except TypeError as error:
             raise ValueError(f"not a per-example sidecar ({error})") from error
+        if scores.formula not in CORPUS_FORMULAS:
+            known = ", ".join(CORPUS_FORMULAS)
+            raise ValueError(f"formula {scores.formula!r} is not one of {known}")
+        return scores
 
 
 def sidecar_of(record_path: str | Path) -> Path:

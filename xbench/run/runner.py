@@ -263,18 +263,21 @@ def _train_weights(plan: RunPlan, task: Task, run_dir: Path):
 
 def _write_examples(task: Task, module: Seq2SeqModule, run_dir: Path, processes: int) -> str | None:
     """Write the per-example sidecar when the task declares its statistics; its file name.
-    With several processes each holds only its share of the test split: none is written."""
+    With several processes each holds only its share of the test split: none is written.
+    Statistics that do not fit (a row count off, a NaN) cost the sidecar, not the run."""
     statistics = task.example_statistics
     if statistics is None or processes > 1 or not module.test_predictions:
         return None
     predictions, references = module.test_predictions, module.test_references
-    scores = ExampleScores.build(
-        task.primary_metric,
-        statistics.formula,
-        predictions,
-        references,
-        statistics.compute(predictions, references),
-    )
+    rows = statistics.compute(predictions, references)
+    try:
+        scores = ExampleScores.build(
+            task.primary_metric, statistics.formula, predictions, references, rows
+        )
+        path = scores.write(run_dir)
+    except ValueError as error:
+        log.warning("no per-example sidecar: the task's statistics do not fit (%s)", error)
+        return None
     primary = module.test_scores.get(task.primary_metric)
     if primary is not None and not math.isclose(scores.value, primary, rel_tol=1e-4, abs_tol=1e-6):
         log.warning(
@@ -285,7 +288,7 @@ def _write_examples(task: Task, module: Seq2SeqModule, run_dir: Path, processes:
             statistics.formula,
             primary,
         )
-    return scores.write(run_dir).name
+    return path.name
 
 
 def build_model(plan: RunPlan, task: Task) -> EncoderDecoder:
