@@ -30,7 +30,7 @@ from xbench_tasks.captioning.frontend import (
     patch_position,
     source_image,
 )
-from xbench_tasks.captioning.metrics import caption_metrics
+from xbench_tasks.captioning.metrics import CAPTION_STATISTICS, caption_metrics
 from xbench_tasks.captioning.render import render
 from xbench_tasks.captioning.scenes import GENERATOR_VERSION, SceneOptions, sample_split
 
@@ -246,6 +246,7 @@ def build_captioning(options: CaptioningOptions) -> Task:
         target_length=max(len(t) for targets in encoded["test"].targets for t in targets) - 1,
         max_new_tokens=options.max_target_tokens + 1,
         data_info=info,
+        example_statistics=CAPTION_STATISTICS,
         source_image=partial(source_image, patch=patch),
     )
 

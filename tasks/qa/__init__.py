@@ -22,7 +22,7 @@ from xbench.taskkit.text import TokenFrontend, WordTokenizer
 from xbench_tasks.qa.data import EncodedQA, collate_qa
 from xbench_tasks.qa.examples import QAExample
 from xbench_tasks.qa.generator import GENERATOR_VERSION, QAGeneratorOptions, generate_split
-from xbench_tasks.qa.metrics import qa_metrics
+from xbench_tasks.qa.metrics import QA_STATISTICS, qa_metrics
 
 
 @dataclass
@@ -120,6 +120,7 @@ def build_qa(options: QAOptions) -> Task:
         target_length=max(len(q) + len(t) for _, q, t, _ in encoded["test"].items),
         max_new_tokens=options.max_target_tokens + 1,
         data_info=info,
+        example_statistics=QA_STATISTICS,
     )
 
 

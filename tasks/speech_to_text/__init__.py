@@ -23,7 +23,7 @@ from xbench.taskkit.text import WordTokenizer
 from xbench_tasks.speech_to_text.corpus import CorpusSpec, load_corpus
 from xbench_tasks.speech_to_text.data import EncodedSpeech, collate
 from xbench_tasks.speech_to_text.frontend import ConvSubsampling, subsampled_lengths
-from xbench_tasks.speech_to_text.metrics import speech_metrics
+from xbench_tasks.speech_to_text.metrics import SPEECH_STATISTICS, speech_metrics
 from xbench_tasks.speech_to_text.text import CharTokenizer, normalise
 
 
@@ -135,6 +135,7 @@ def build_speech(options: SpeechOptions) -> Task:
         target_length=target_length,
         max_new_tokens=max(len(ids) for split in encoded.values() for _, ids, _ in split.items),
         data_info=info,
+        example_statistics=SPEECH_STATISTICS,
     )
 
 

@@ -27,7 +27,7 @@ from xbench_tasks.translation.corpus import Pair
 from xbench_tasks.translation.data import EncodedPairs, collate_pairs
 from xbench_tasks.translation.grammar import SentenceGenerator
 from xbench_tasks.translation.lexicon import load_lexicon
-from xbench_tasks.translation.metrics import translation_metrics
+from xbench_tasks.translation.metrics import TRANSLATION_STATISTICS, translation_metrics
 from xbench_tasks.translation.tokenizer import SubwordTokenizer, train_subword_model
 
 # Part of the cache key: bump it whenever the generator's output changes.
@@ -199,6 +199,7 @@ def build_translation(options: TranslationOptions) -> Task:
         target_length=target_length,
         max_new_tokens=min(target_length + target_length // 4, options.max_target_tokens + 1),
         data_info=info,
+        example_statistics=TRANSLATION_STATISTICS,
         artifacts={"subword.model": model_path},
     )
 

@@ -103,13 +103,19 @@ class Sample(Jsonable):
 @dataclass
 class Quality(Jsonable):
     """Test-split figures: every metric, the primary one and its direction, and a few
-    sample outputs. Empty (no metrics, ``primary`` None) when the run did not finish."""
+    sample outputs. Empty (no metrics, ``primary`` None) when the run did not finish.
+    ``test_examples`` is how many test examples were scored (None in older records);
+    ``examples_file`` names the per-example sidecar beside the record
+    (:mod:`xbench.records.examples`), None when the task declares no per-example
+    statistics."""
 
     primary_metric: str | None = None
     primary: float | None = None
     higher_is_better: bool | None = None
     metrics: dict[str, float | None] = field(default_factory=dict)  # None: not finite
     samples: list[Sample] = field(default_factory=list)
+    test_examples: int | None = None
+    examples_file: str | None = None
 
 
 #: The cross-attention phases a run measures, in the order views show them.
@@ -301,7 +307,8 @@ class SwapIn(Jsonable):
 
 @dataclass
 class RunResult(Jsonable):
-    """One run: identity, what ran, status, quality, efficiency and environment."""
+    """One run: identity, what ran, status, quality, efficiency and environment.
+    ``tier`` is the data tier the run used (``tier=long``; ``default`` unless chosen)."""
 
     run_id: str
     config_hash: str

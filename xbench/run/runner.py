@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import shutil
 import traceback
 import uuid
@@ -21,6 +22,7 @@ from xbench.api.task import Task
 from xbench.config.settings import ModelSettings
 from xbench.measure.memory import is_out_of_memory, run_peak_memory
 from xbench.records.environment import environment, git_sha, machine_load
+from xbench.records.examples import ExampleScores
 from xbench.records.result import (
     RESULT_FILE,
     BackendInfo,
@@ -188,6 +190,7 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
         return logger
 
     result.quality = _quality(task, module)
+    result.quality.examples_file = _write_examples(task, module, run_dir, trainer.world_size)
     device = trainer.strategy.root_device  # Lightning moves the module back to CPU after test
     peak_memory = run_peak_memory(device)  # before the timing call resets the CUDA peak
     load_at_measure = MachineLoad.from_dict(machine_load())
@@ -241,6 +244,7 @@ def _quality(task: Task, module: Seq2SeqModule) -> Quality:
         higher_is_better=task.higher_is_better,
         metrics=scores,
         samples=[Sample.from_dict(sample) for sample in module.samples],
+        test_examples=len(module.test_predictions),
     )
 
 
@@ -255,6 +259,36 @@ def _train_weights(plan: RunPlan, task: Task, run_dir: Path):
     trainer.fit(module, datamodule=task.datamodule)
     trainer.test(module, datamodule=task.datamodule, verbose=False)
     return shared_state(model), _quality(task, module)
+
+
+def _write_examples(task: Task, module: Seq2SeqModule, run_dir: Path, processes: int) -> str | None:
+    """Write the per-example sidecar when the task declares its statistics; its file name.
+    With several processes each holds only its share of the test split: none is written.
+    Statistics that do not fit (a row count off, a NaN) cost the sidecar, not the run."""
+    statistics = task.example_statistics
+    if statistics is None or processes > 1 or not module.test_predictions:
+        return None
+    predictions, references = module.test_predictions, module.test_references
+    rows = statistics.compute(predictions, references)
+    try:
+        scores = ExampleScores.build(
+            task.primary_metric, statistics.formula, predictions, references, rows
+        )
+        path = scores.write(run_dir)
+    except ValueError as error:
+        log.warning("no per-example sidecar: the task's statistics do not fit (%s)", error)
+        return None
+    primary = module.test_scores.get(task.primary_metric)
+    if primary is not None and not math.isclose(scores.value, primary, rel_tol=1e-4, abs_tol=1e-6):
+        log.warning(
+            "the task's per-example statistics give %s = %.6g (formula %s), its metric %.6g: "
+            "the leaderboard's intervals for it are off",
+            task.primary_metric,
+            scores.value,
+            statistics.formula,
+            primary,
+        )
+    return path.name
 
 
 def build_model(plan: RunPlan, task: Task) -> EncoderDecoder:
