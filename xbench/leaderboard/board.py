@@ -85,6 +85,8 @@ class Row:
     difference: PairedDifference | None = None  # this row minus the reference, paired
     unpaired: str = ""  # why there is no difference although both rows have sidecars
     measures_cross_attention: bool | None = None  # the control's verdict of its peers
+    trained_with: str | None = None  # swap-in rows: the backend the weights were trained with
+    trained_primary: float | None = None  # ... and their own quality with it (seed mean)
 
 
 @dataclass
@@ -264,6 +266,8 @@ def _row(label: str, cell: list[tuple[Path, RunResult]]) -> Row:
     if None in (train_ms, decode_ms) and (why := _why_unmeasured(ok)):  # why blanks are blank
         reasons.append(why)
     primaries = [r.quality.primary for r in ok if r.quality.primary is not None]
+    swapped = [r.swap for r in ok if r.swap is not None]
+    trained = [s.trained_quality.primary for s in swapped if s.trained_quality]
     return Row(
         label=label,
         backend=records[0].backend.name,
@@ -293,6 +297,10 @@ def _row(label: str, cell: list[tuple[Path, RunResult]]) -> Row:
             for path, r in cell
             if r.status == "ok" and r.quality.examples_file
         },
+        trained_with=swapped[0].trained_with if swapped else None,
+        trained_primary=statistics.fmean(p for p in trained if p is not None)
+        if any(p is not None for p in trained)
+        else None,
     )
 
 
@@ -448,6 +456,7 @@ def display_columns(board: TaskBoard) -> list[str]:
         "status",
         f"{board.metric} {board.arrow}",
         "seeds",
+        *_swap_columns(board),
         f"Δ vs {board.reference} ({CONFIDENCE:.0%} CI)",
         "x-attn train ms",
         versus,
@@ -482,6 +491,7 @@ def display_rows(board: TaskBoard) -> list[list[str]]:
                 row.status,
                 quality,
                 seeds,
+                *_swap_cells(board, row),
                 _difference_text(row),
                 _number(row.train_ms, ".3f"),
                 _ratio(ratios.get("train_ms")),
@@ -500,6 +510,19 @@ def display_rows(board: TaskBoard) -> list[list[str]]:
             ]
         )
     return out
+
+
+def _swap_columns(board: TaskBoard) -> list[str]:
+    """Swap-in boards show the weights' own quality beside the swapped-in one."""
+    if not any(row.trained_with for row in board.rows):
+        return []
+    return ["trained with", f"{board.metric} as trained"]
+
+
+def _swap_cells(board: TaskBoard, row: Row) -> list[str]:
+    if not _swap_columns(board):
+        return []
+    return [row.trained_with or "", _number(row.trained_primary, ".4f")]
 
 
 def _difference_text(row: Row) -> str:
@@ -564,6 +587,8 @@ def data_records(board: TaskBoard) -> list[dict[str, Any]]:
             "resolved": d.resolved if d else None,
             "paired_seeds": " ".join(map(str, d.seeds)) if d else "",
             "measures_cross_attention": row.measures_cross_attention,
+            "trained_with": row.trained_with,
+            "trained_primary": row.trained_primary,
         }
         for name in FIGURES:
             record[name] = getattr(row, name)
