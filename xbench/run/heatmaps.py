@@ -169,10 +169,10 @@ def write_heatmaps(
 
 
 @contextlib.contextmanager
-def _untouched(module: L.LightningModule) -> Iterator[None]:
+def untouched(module: torch.nn.Module, device: torch.device) -> Iterator[None]:
     """Eval mode, no gradients and a private RNG stream (reading a DataLoader draws from
     the global one); the module's mode and every RNG state are restored afterwards."""
-    devices = [module.device] if module.device.type == "cuda" else []
+    devices = [device] if device.type == "cuda" else []
     was_training = module.training
     with torch.random.fork_rng(devices=devices), torch.no_grad():
         module.eval()
@@ -201,7 +201,7 @@ class AttentionHeatmaps(L.Callback):
             rank_zero_warn(f"cross-attention heatmaps skipped: {type(error).__name__}: {error}")
 
     def _draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        with _untouched(pl_module):
+        with untouched(pl_module, pl_module.device):
             batch = next(iter(trainer.datamodule.val_dataloader()))
             maps = attention_maps(pl_module, batch, self.modality, self.examples)
         directory = Path(trainer.default_root_dir) / "heatmaps"
