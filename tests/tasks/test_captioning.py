@@ -287,7 +287,9 @@ def test_a_small_images_encoder_outputs_do_not_change_in_a_padded_batch():
     config = ModelSettings(d_model=16, heads=2, encoder_layers=2, decoder_layers=1, ffn_dim=32)
     model = EncoderDecoder(config, 10, 0, lambda d, e: PatchFrontend(d, 4), NaiveAttention)
     small, large = _image(8, 10, 3).byte(), _image(20, 16, 4).byte()
-    batched, mask = model.encode(collate([(small, [1], ["a"], None), (large, [1], ["b"], None)], 0)["source"])
+    batched, mask = model.encode(
+        collate([(small, [1], ["a"], None), (large, [1], ["b"], None)], 0)["source"]
+    )
     alone, _ = model.encode(collate([(small, [1], ["a"], None)], 0)["source"])
     real = alone[0].keys
     assert real == 6 and mask[0].sum() == real and mask[1].all()
