@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from xbench.leaderboard.board import TaskBoard, display_columns, display_rows
+from xbench.leaderboard.board import TaskBoard, display_columns, display_rows, sparsity_notes
 
 
 def print_leaderboard(boards: list[TaskBoard], console: Console) -> None:
@@ -22,3 +22,5 @@ def print_leaderboard(boards: list[TaskBoard], console: Console) -> None:
             style = None if row.status == "ok" else "red"
             table.add_row(*(Text(cell) for cell in cells), style=style)
         console.print(table)
+        for note in sparsity_notes(board):
+            console.print(Text(f"{note}."))

@@ -15,6 +15,7 @@ from xbench.leaderboard.board import (
     display_columns,
     display_rows,
     ratio_note,
+    sparsity_notes,
 )
 
 _STYLE = """
@@ -71,6 +72,7 @@ def _section(board: TaskBoard, plot: Path | None) -> list[str]:
         tds.append(f'<td class="reason">{_text(cells[-1])}</td>')
         parts.append(f"<tr{css}>{''.join(tds)}</tr>")
     parts.append("</tbody></table>")
+    parts += [f"<p>{_text(note)}.</p>" for note in sparsity_notes(board)]
     if plot is not None:
         data = base64.b64encode(plot.read_bytes()).decode("ascii")
         alt = f"{board.task}: {board.metric} vs cross-attention train-phase ms, Pareto front marked"

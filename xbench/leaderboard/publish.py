@@ -26,6 +26,7 @@ from xbench.leaderboard.board import (
     display_columns,
     display_rows,
     ratio_note,
+    sparsity_notes,
 )
 from xbench.leaderboard.console import print_leaderboard
 from xbench.leaderboard.html import render_html
@@ -87,6 +88,7 @@ def markdown(boards: list[TaskBoard], plots: dict[str, Path]) -> str:
             *(_md_row(cells) for cells in display_rows(board)),
             "",
         ]
+        lines += [f"{note}." for note in sparsity_notes(board)] + [""] * bool(board.sparsity)
         if board.task in plots:
             lines += [f"![{board.task}: quality vs latency]({plots[board.task].name})", ""]
     return "\n".join(lines)
