@@ -220,7 +220,7 @@ def measure_fidelity(
     )
 
 
-def test_fidelity(
+def fidelity_on_test_set(
     model: EncoderDecoder, datamodule: Any, pad_id: int, exact: bool, device: torch.device
 ) -> Fidelity | None:
     """:func:`measure_fidelity` over the test split on ``device``, leaving the model's
