@@ -83,6 +83,10 @@ class TaskBoard:
     descriptions: dict[str, str]  # backend name -> its plugin's description
     sparsity: list[SparsityLine] = field(default_factory=list)  # one per tier, exact rows
 
+    @property
+    def arrow(self) -> str:
+        return "↑" if self.higher_is_better else "↓"
+
 
 #: The sparsity figures a board averages over its exact rows (SparsityProfile fields).
 SPARSITY_FIGURES = (
@@ -108,10 +112,6 @@ class SparsityLine:
     backends: list[str]
     runs: int
     figures: dict[str, float | None]
-
-    @property
-    def arrow(self) -> str:
-        return "↑" if self.higher_is_better else "↓"
 
 
 def build_leaderboard(found: Iterable[tuple[Path, RunResult]]) -> list[TaskBoard]:

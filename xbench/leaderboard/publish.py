@@ -45,7 +45,7 @@ def publish(
     console: Console | None = None,
 ) -> list[TaskBoard]:
     """Build the leaderboard of every record under ``roots`` and publish it everywhere."""
-    console = console or Console(width=max(Console().width, 160))
+    console = console or Console(width=max(Console().width, 200))
     boards = build_leaderboard(find_results(roots))
     if not boards:
         console.print(f"no run records under {', '.join(map(str, roots))}", highlight=False)
