@@ -262,9 +262,9 @@ def _rows() -> list[dict]:
 
 
 def test_rows_to_examples_flat_rows() -> None:
-    assert rows_to_examples(_rows()) == [
-        QAExample("r1", CTX_2, "What is the capital of France?", ("Paris", "France")),
-        QAExample("r2", CTX_3, "How tall is Everest?", ("8,849 metres",)),
+    assert rows_to_examples(_rows()) == [  # answer_start: the first answer's offset
+        QAExample("r1", CTX_2, "What is the capital of France?", ("Paris", "France"), 0),
+        QAExample("r2", CTX_3, "How tall is Everest?", ("8,849 metres",), 17),
     ]
 
 
