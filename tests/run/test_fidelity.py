@@ -16,6 +16,7 @@ from xbench.run.fidelity import (
     LayerTally,
     alignment_error_rate,
     argmax_links,
+    batches_tested,
     entropy,
     fidelity_on_test_set,
     keys_to_cover,
@@ -181,3 +182,18 @@ def test_layer_inputs_match_the_last_layer_reader():
     assert len(every) == len(model.decoder)
     assert torch.equal(every[-1].q, last.q) and every[-1].positions == last.positions
     assert not torch.equal(every[0].q, every[-1].q)
+
+
+def test_fidelity_covers_the_batches_the_test_loop_read():
+    class Trainer:
+        num_test_batches = [2]
+
+    assert batches_tested(Trainer()) == 2
+    Trainer.num_test_batches = [math.inf]
+    assert batches_tested(Trainer()) is None
+    model, task, _ = _small_qa_model("flash")
+    batches = list(task.datamodule.test_dataloader())
+    first = sum(int((b["target"][:, 1:] > task.tokenizer.eos_id).sum()) for b in batches[:1])
+    with torch.no_grad():
+        fidelity = measure_fidelity(model, batches, task.tokenizer.pad_id, True, "cpu", 1)
+    assert fidelity.aligned_tokens == first

@@ -27,6 +27,8 @@ The tensor functions are pure, so they are tested on hand-built weights.
 
 from __future__ import annotations
 
+import itertools
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -177,14 +179,16 @@ def measure_fidelity(
     pad_id: int,
     exact: bool,
     device: torch.device,
+    max_batches: int | None = None,
 ) -> Fidelity | None:
-    """The fidelity record of ``model`` over ``loader``'s batches; None when no batch
-    carries an alignment and the backend is not exact (nothing to report). The caller
-    puts the model in eval mode with gradients off."""
+    """The fidelity record of ``model`` over ``loader``'s batches (the first
+    ``max_batches``, all when None); None when no batch carries an alignment and the
+    backend is not exact (nothing to report). The caller puts the model in eval mode with
+    gradients off."""
     started = time.perf_counter()
     tallies = [LayerTally() for _ in model.decoder]
     aligned = False
-    for batch in loader:
+    for batch in itertools.islice(loader, max_batches):
         batch = move_data_to_device(batch, device)
         alignment = batch.get("alignment")
         aligned |= alignment is not None
@@ -220,19 +224,32 @@ def measure_fidelity(
     )
 
 
+def batches_tested(trainer: Any) -> int | None:
+    """How many test batches the trainer's test loop read (``limit_test_batches``,
+    ``fast_dev_run``), so fidelity covers the examples the quality figures do; None: all."""
+    counts = getattr(trainer, "num_test_batches", None) or [math.inf]
+    return None if math.isinf(counts[0]) else int(counts[0])
+
+
 def fidelity_on_test_set(
-    model: EncoderDecoder, datamodule: Any, pad_id: int, exact: bool, device: torch.device
+    model: EncoderDecoder,
+    datamodule: Any,
+    pad_id: int,
+    exact: bool,
+    device: torch.device,
+    max_batches: int | None = None,
 ) -> Fidelity | None:
-    """:func:`measure_fidelity` over the test split on ``device``, leaving the model's
-    device, mode and the RNG as they were. It never raises: a failure is the record's
-    ``note`` (the run's other figures stand)."""
+    """:func:`measure_fidelity` over the (first ``max_batches``) test batches on
+    ``device``, leaving the model's device, mode and the RNG as they were. It never
+    raises: a failure is the record's ``note`` (the run's other figures stand)."""
     from xbench.run.heatmaps import untouched
 
     home = next(model.parameters()).device
     try:
         with untouched(model, device):
             model.to(device)
-            return measure_fidelity(model, datamodule.test_dataloader(), pad_id, exact, device)
+            loader = datamodule.test_dataloader()
+            return measure_fidelity(model, loader, pad_id, exact, device, max_batches)
     except Exception as error:  # a diagnostic is never worth the benchmark cell
         reason = first_line(f"{type(error).__name__}: {error}")
         return Fidelity(layer=len(model.decoder) - 1, note=f"not measured: {reason}")
