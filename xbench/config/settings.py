@@ -31,6 +31,12 @@ class ModelSettings:
     ffn_dim: int = option(256, help="hidden width of the feed-forward layers", min=1)
     dropout: float = option(0.0, help="dropout probability", min=0.0, max=0.9)
     conv_kernel: int = option(4, help="short causal depthwise convolution; 0 = none", min=0)
+    encoder_window: int = option(
+        0,
+        help="encoder self-attention sees positions within this distance (cost linear in "
+        "the source length); 0 = every position",
+        min=0,
+    )
 
     def __post_init__(self) -> None:
         if self.d_model % self.heads:
@@ -68,6 +74,26 @@ class MeasureSettings:
 
     warmup: int = option(3, help="untimed calls before timing", min=0)
     repeats: int = option(20, help="timed calls; median and IQR are reported", min=1)
+
+
+@dataclass
+class EvalSettings:
+    """The ``eval`` node: evaluate a model trained with another backend (swap-in).
+
+    With ``trained_with`` set, the run trains (once, cached by the training config's hash
+    under ``<output_root>/checkpoints/``) or loads a model whose cross-attention is that
+    backend, puts this run's backend in its place, optionally fine-tunes it, then tests
+    and measures it as usual.
+    """
+
+    trained_with: str | None = option(
+        None,
+        help="backend (with its default options) the weights are trained with; null: train "
+        "with this run's backend",
+    )
+    finetune_steps: int = option(
+        0, help="steps that adapt the swapped-in model before testing", min=0
+    )
 
 
 @dataclass
@@ -127,6 +153,7 @@ RUN_SETTINGS = {
     "optim": OptimSettings,
     "heatmaps": HeatmapSettings,
     "measure": MeasureSettings,
+    "eval": EvalSettings,
 }
 # Nodes the trainer presets build on (``configs/trainer/cpu.yaml``), not the primary config.
 PRESET_SETTINGS = {"trainer": TrainerSettings}

@@ -67,6 +67,7 @@ class TaskFacts(Jsonable):
     and speech_to_text also count EOS, so their figure is one more than the teacher-forced
     decoder input, while captioning's is exactly that input (BOS + caption tokens).
     ``artifacts`` maps a file the task made to its copy in the run directory.
+    ``warnings`` are the task's ``data_warnings`` (e.g. truncation that cut answers out).
     """
 
     name: str
@@ -78,6 +79,7 @@ class TaskFacts(Jsonable):
     primary_metric: str | None = None
     higher_is_better: bool | None = None
     artifacts: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -337,6 +339,22 @@ class Revision(Jsonable):
 
 
 @dataclass
+class SwapIn(Jsonable):
+    """A swap-in run (``eval.trained_with``): the weights were trained with
+    ``trained_with`` and the run tested them with ``evaluated_with`` after
+    ``finetune_steps`` of adaptation. ``checkpoint`` is the cached weights file (``reused``:
+    an earlier run had made it); ``trained_quality`` is the trained model's own test
+    quality with its own backend, the figure the swapped-in one is read against."""
+
+    trained_with: str
+    evaluated_with: str
+    finetune_steps: int = 0
+    checkpoint: str | None = None
+    reused: bool = False
+    trained_quality: Quality | None = None
+
+
+@dataclass
 class RunResult(Jsonable):
     """One run: identity, what ran, status, quality, efficiency and environment."""
 
@@ -348,6 +366,8 @@ class RunResult(Jsonable):
     task: TaskFacts
     model: ModelInfo
     seed: int
+    tier: str = "default"
+    swap: SwapIn | None = None
     status: str = "ok"
     error: str | None = None
     quality: Quality = field(default_factory=Quality)

@@ -41,6 +41,7 @@ from xbench.run.model import EncoderDecoder
 from xbench.run.module import DivergedError, Seq2SeqModule
 from xbench.run.phases import measure_phases, with_shares
 from xbench.run.plan import RunPlan
+from xbench.run.swap import shared_state, swap_in
 
 log = logging.getLogger(__name__)
 _QUIET = [".*does not have many workers.*", ".*LeafSpec.*", ".*number of training batches.*"]
@@ -102,6 +103,7 @@ def execute(plan: RunPlan, run_dir: Path) -> RunResult:
         ),
         model=ModelInfo(name=config["model"].get("name"), settings=asdict(plan.model)),
         seed=int(config.get("seed", 0)),
+        tier=plan.tier,
         config=config,
         revision=plan.revision,
     )
@@ -156,7 +158,10 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
         primary_metric=task.primary_metric,
         higher_is_better=task.higher_is_better,
         artifacts=_copy_artifacts(task.artifacts, run_dir),
+        warnings=list(task.data_warnings),
     )
+    for line in task.data_warnings:
+        print(f"data warning ({plan.task.name}): {line}", flush=True)
     trainer_cfg = dict(config["trainer"])
     reason = _unsupported(backend, plan.model, task, trainer_cfg)
     if reason:
@@ -165,35 +170,25 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
 
     model = build_model(plan, task)
     backend = model.backends[-1]  # measured and described: the layer the heatmaps draw
-    total_steps = int(trainer_cfg.get("max_steps") or 1000)
-    module = Seq2SeqModule(model, task, plan.optim, total_steps)
+    print(header_line(plan, trainer_cfg), flush=True)
+    optim, total_steps = plan.optim, int(trainer_cfg.get("max_steps") or 1000)
+    if plan.trained_with is not None:
+        result.swap = swap_in(plan, model, lambda training: _train_weights(training, task, run_dir))
+        total_steps = trainer_cfg["max_steps"] = plan.eval.finetune_steps
+        optim = replace(optim, warmup_steps=max(1, min(optim.warmup_steps, total_steps // 5)))
+    module = Seq2SeqModule(model, task, optim, max(total_steps, 1))
     logger = _logger(config, run_dir, result)
     timer = StepTimer()
-    print(header_line(plan, trainer_cfg), flush=True)
     callbacks = [timer, *heatmap_callbacks(plan.heatmaps, config, plan.task.modality)]
-    if trainer_cfg.get("enable_progress_bar", True):
-        callbacks.append(StepProgressBar())
-    trainer = L.Trainer(
-        **trainer_cfg,
-        logger=logger or False,
-        callbacks=callbacks,
-        default_root_dir=str(run_dir),
-        enable_model_summary=False,
-    )
+    trainer = _trainer(trainer_cfg, run_dir, logger, callbacks)
     load_at_train = MachineLoad.from_dict(machine_load())
-    trainer.fit(module, datamodule=task.datamodule)
+    if total_steps:
+        trainer.fit(module, datamodule=task.datamodule)
     trainer.test(module, datamodule=task.datamodule, verbose=False)
     if not trainer.is_global_zero:
         return logger
 
-    scores = module.test_scores
-    result.quality = Quality(
-        primary_metric=task.primary_metric,
-        primary=scores.get(task.primary_metric),
-        higher_is_better=task.higher_is_better,
-        metrics=scores,
-        samples=[Sample.from_dict(sample) for sample in module.samples],
-    )
+    result.quality = _quality(task, module)
     device = trainer.strategy.root_device  # Lightning moves the module back to CPU after test
     result.fidelity = fidelity_on_test_set(
         model,
@@ -235,6 +230,42 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
     return logger
 
 
+def _trainer(trainer_cfg: dict, run_dir: Path, logger, callbacks: list) -> L.Trainer:
+    if trainer_cfg.get("enable_progress_bar", True):
+        callbacks = [*callbacks, StepProgressBar()]
+    return L.Trainer(
+        **trainer_cfg,
+        logger=logger or False,
+        callbacks=callbacks,
+        default_root_dir=str(run_dir),
+        enable_model_summary=False,
+    )
+
+
+def _quality(task: Task, module: Seq2SeqModule) -> Quality:
+    scores = module.test_scores
+    return Quality(
+        primary_metric=task.primary_metric,
+        primary=scores.get(task.primary_metric),
+        higher_is_better=task.higher_is_better,
+        metrics=scores,
+        samples=[Sample.from_dict(sample) for sample in module.samples],
+    )
+
+
+def _train_weights(plan: RunPlan, task: Task, run_dir: Path):
+    """Train and test the swap-in weights with ``plan``'s backend: their state without
+    backend entries, and their own test quality."""
+    print(f"xbench: training the swap-in weights with {plan.backend.name}", flush=True)
+    model = build_model(plan, task)
+    trainer_cfg = dict(plan.config["trainer"])
+    module = Seq2SeqModule(model, task, plan.optim, int(trainer_cfg.get("max_steps") or 1000))
+    trainer = _trainer(trainer_cfg, run_dir / "trained_with", None, [])
+    trainer.fit(module, datamodule=task.datamodule)
+    trainer.test(module, datamodule=task.datamodule, verbose=False)
+    return shared_state(model), _quality(task, module)
+
+
 def build_model(plan: RunPlan, task: Task) -> EncoderDecoder:
     """The run's encoder-decoder over ``task``: one backend instance per decoder layer, and
     query positions spanning the task's decoding budget (what ``generate`` is given)."""
@@ -264,9 +295,10 @@ def header_line(plan: RunPlan, trainer_cfg: dict) -> str:
     else:
         budget = f"{trainer_cfg.get('max_epochs')} epochs"
     model = plan.config["model"].get("name") or "custom"
+    tier = "" if plan.tier == "default" else f", tier={plan.tier}"
     return (
         f"xbench: {plan.backend.name} × {plan.task.name} on {where}, {budget}, "
-        f"model={model}, seed {plan.config.get('seed', 0)}"
+        f"model={model}{tier}, seed {plan.config.get('seed', 0)}"
     )
 
 
