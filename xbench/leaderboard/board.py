@@ -182,11 +182,6 @@ def _task_board(task: str, cells: list[list[tuple[Path, RunResult]]]) -> TaskBoa
     )
 
 
-def tier_of(record: RunResult) -> str:
-    """The record's tier (``default`` for records that do not name one)."""
-    return str(getattr(record, "tier", None) or "default")
-
-
 def sparsity_lines(records: list[RunResult]) -> list[SparsityLine]:
     """One :class:`SparsityLine` per tier from the finished runs of exact backends that
     measured a sparsity profile, tiers sorted by name."""
@@ -196,8 +191,8 @@ def sparsity_lines(records: list[RunResult]) -> list[SparsityLine]:
         if r.status == "ok" and r.backend.exact and r.fidelity and r.fidelity.sparsity
     ]
     lines = []
-    for tier in sorted({tier_of(r) for r in profiled}):
-        group = [r for r in profiled if tier_of(r) == tier]
+    for tier in sorted({r.tier for r in profiled}):
+        group = [r for r in profiled if r.tier == tier]
         figures = {}
         for name in SPARSITY_FIGURES:
             values = [v for r in group if (v := getattr(r.fidelity.sparsity, name)) is not None]
