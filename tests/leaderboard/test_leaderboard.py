@@ -348,7 +348,7 @@ def test_leaderboard_command_names_a_missing_folder(tmp_path, capsys):
 # A record written by the previous release (schema version 1) for `xbench run task=qa`.
 V1_QA = Path(__file__).parents[1] / "records" / "fixtures" / "result_v1_qa.json"
 V1_ROW = (
-    "| 1 | flash | ok | 0.8913 | 1 | reference |  |  |  |  |  |  | 19.22 | 1.00× |  |  | 6525"
+    "| 1 | flash | ok | 0.8913 | 1 |  |  | reference |  |  |  |  |  |  | 19.22 | 1.00× |  |  | 6525"
     " | 1.00× | cpu (Intel(R) Xeon(R) Processor, 2 threads) | x-attn: older record"
     " (schema 2 or before):"
     " one forward at the task's longest target and source, random inputs, every key real"

@@ -11,7 +11,13 @@ from helpers.records import found, record, with_examples
 
 from xbench.api.errors import UserError
 from xbench.cli.main import main
-from xbench.leaderboard.board import board_notes, build_leaderboard, data_records, display_rows
+from xbench.leaderboard.board import (
+    board_notes,
+    build_leaderboard,
+    data_records,
+    display_columns,
+    display_rows,
+)
 from xbench.leaderboard.paired import NotPaired, paired_difference
 from xbench.leaderboard.publish import publish, write_report
 from xbench.records.examples import ExampleScores
@@ -122,12 +128,14 @@ def test_every_row_gets_its_difference_to_flash_and_the_resolved_ones_a_mark(tmp
     assert rows["uniform"].difference.high < 0
     assert rows["flash"].difference is None and rows["flash"].reference == "flash"
     cells = {r.backend: c for r, c in zip(board.rows, display_rows(board), strict=True)}
-    assert cells["flash"][5] == "reference"
-    assert cells["naive"][5] == "+0.0000 [+0.0000, +0.0000]"
-    assert cells["uniform"][5].endswith(" *") and cells["uniform"][5].startswith("-0.")
+    delta = next(i for i, c in enumerate(display_columns(board)) if c.startswith("Δ vs flash"))
+    assert cells["flash"][delta] == "reference"
+    assert cells["naive"][delta] == "+0.0000 [+0.0000, +0.0000]"
+    assert cells["uniform"][delta].endswith(" *") and cells["uniform"][delta].startswith("-0.")
     notes = board_notes(board)
     assert notes[0] == f"{N} test examples; seeds 0"
-    assert notes[-1].startswith("control: uniform is statistically worse than flash (-0.")
+    (control,) = [note for note in notes if note.startswith("control:")]
+    assert control.startswith("control: uniform is statistically worse than flash (-0.")
     assert {r["backend"]: r["measures_cross_attention"] for r in data_records(board)} == {
         "flash": True,
         "naive": True,
@@ -168,7 +176,8 @@ def test_rows_without_sidecars_load_and_show_no_interval():
     old = [record("flash"), record("uniform", primary=0.1)]
     (board,) = build_leaderboard(found(*old))
     assert all(r.difference is None and r.unpaired == "" for r in board.rows)
-    assert {c[5] for c in display_rows(board)} == {"reference", ""}
+    delta = next(i for i, c in enumerate(display_columns(board)) if c.startswith("Δ vs"))
+    assert {c[delta] for c in display_rows(board)} == {"reference", ""}
     assert board_notes(board)[0] == "test-set size unknown; seeds 0"
     assert board_notes(board)[-1] == "control: uniform: no verdict (no per-example scores)"
 

@@ -9,7 +9,17 @@ encoder inputs, a target tokenizer and its metrics. Batches are dicts with:
 - ``"references"``: list (B) of lists of reference strings the metrics compare against;
 - ``"prompt"`` (optional): LongTensor (B, P), left-padded decoder tokens that condition the
   target without being predicted (QA's question). Keeping the question on the decoder side
-  makes the decoder's queries carry it, so only cross-attention can find the answer.
+  makes the decoder's queries carry it, so only cross-attention can find the answer;
+- ``"alignment"`` (optional): BoolTensor (B, T, Nk), where the answer is. Row t is the
+  predicted token ``target[:, 1 + t]`` (T as in ``target[:, 1:]``), column j the encoder
+  position j *after the frontend* (downsampling included, so Nk is the cross-attention's
+  key count); True where that token depends on that source position (several per row for
+  one-to-many, the same column in several rows for many-to-one). An all-False row is
+  unknown and left out; padded rows and columns must be False. The runner scores the
+  backend's attention against it on the test set (``RunResult.fidelity``:
+  :mod:`xbench.run.fidelity`) and heatmaps mark it. Build it in the collate function from
+  the example's token spans (``xbench.taskkit.data.alignment_matrix``); a batch without
+  the key (real data that does not say) gets no fidelity figure.
 
 Task options. The runner reads none of a task's option names: it validates the whole
 ``task.*`` config node against ``TaskSpec.options`` and hands the instance to ``build``.

@@ -32,6 +32,7 @@ from xbench.records.result import (
     LOAD_MOMENTS,
     NOT_HASHED,
     Efficiency,
+    Fidelity,
     RunResult,
     config_hash,
 )
@@ -80,6 +81,9 @@ class Row:
     test_examples: int | None = None  # test examples scored (None: older records)
     sidecars: dict[int, str] = field(default_factory=dict)  # seed -> its examples.json
     baseline: str | None = None  # label of the flash row the ratios divide by
+    mass_on_truth: float | None = None  # attention share on the true source positions
+    uniform_mass: float | None = None  # what uniform attention scores there (chance)
+    aer: float | None = None  # alignment error rate of the argmax key
     vs_baseline: dict[str, float | None] = field(default_factory=dict)
     reference: str | None = None  # label of the row the difference is taken against
     difference: PairedDifference | None = None  # this row minus the reference, paired
@@ -105,6 +109,7 @@ class TaskBoard:
     tier: str = "default"
     reference: str = BASELINE
     verdicts: list[ControlVerdict] = field(default_factory=list)
+    sparsity: list[SparsityLine] = field(default_factory=list)  # one per tier, exact rows
 
     @property
     def arrow(self) -> str:
@@ -119,6 +124,32 @@ class TaskBoard:
     @property
     def title(self) -> str:
         return self.task if self.tier == "default" else f"{self.task} (tier {self.tier})"
+
+
+#: The sparsity figures a board averages over its exact rows (SparsityProfile fields).
+SPARSITY_FIGURES = (
+    "real_keys",
+    "keys_50",
+    "keys_90",
+    "keys_99",
+    "fraction_50",
+    "fraction_90",
+    "fraction_99",
+    "entropy",
+    "entropy_normalised",
+)
+
+
+@dataclass
+class SparsityLine:
+    """How concentrated exact attention is on one task and tier: the mean over its exact
+    backends' finished runs of each :class:`~xbench.records.result.SparsityProfile`
+    figure (last decoder layer; None where no run measured it)."""
+
+    tier: str
+    backends: list[str]
+    runs: int
+    figures: dict[str, float | None]
 
 
 def build_leaderboard(
@@ -197,6 +228,7 @@ def _task_board(
         tier=tier,
         reference=reference,
         verdicts=verdicts,
+        sparsity=sparsity_lines(records),
     )
 
 
@@ -253,6 +285,26 @@ def _sidecars(row: Row, loaded: dict[str, ExampleScores | None]) -> dict[int, Ex
     return {seed: s for seed, path in row.sidecars.items() if (s := loaded[path]) is not None}
 
 
+def sparsity_lines(records: list[RunResult]) -> list[SparsityLine]:
+    """One :class:`SparsityLine` per tier from the finished runs of exact backends that
+    measured a sparsity profile, tiers sorted by name."""
+    profiled = [
+        r
+        for r in records
+        if r.status == "ok" and r.backend.exact and r.fidelity and r.fidelity.sparsity
+    ]
+    lines = []
+    for tier in sorted({r.tier for r in profiled}):
+        group = [r for r in profiled if r.tier == tier]
+        figures = {}
+        for name in SPARSITY_FIGURES:
+            values = [v for r in group if (v := getattr(r.fidelity.sparsity, name)) is not None]
+            figures[name] = statistics.fmean(values) if values else None
+        backends = sorted({r.backend.name for r in group})
+        lines.append(SparsityLine(tier=tier, backends=backends, runs=len(group), figures=figures))
+    return lines
+
+
 def _row(label: str, cell: list[tuple[Path, RunResult]]) -> Row:
     cell = sorted(cell, key=lambda item: item[1].seed)
     records = [record for _, record in cell]
@@ -301,7 +353,18 @@ def _row(label: str, cell: list[tuple[Path, RunResult]]) -> Row:
         trained_primary=statistics.fmean(p for p in trained if p is not None)
         if any(p is not None for p in trained)
         else None,
+        mass_on_truth=_fidelity(ok, "mass_on_truth"),
+        uniform_mass=_fidelity(ok, "uniform_mass"),
+        aer=_fidelity(ok, "aer"),
     )
+
+
+def _fidelity(records: list[RunResult], name: str) -> float | None:
+    """The mean of a :class:`~xbench.records.result.Fidelity` figure over the records that
+    measured it (None: none did)."""
+    fidelities: list[Fidelity] = [r.fidelity for r in records if r.fidelity]
+    values = [float(v) for f in fidelities if (v := getattr(f, name)) is not None]
+    return statistics.fmean(values) if values else None
 
 
 def _why_unmeasured(records: list[RunResult]) -> str | None:
@@ -456,6 +519,8 @@ def display_columns(board: TaskBoard) -> list[str]:
         "status",
         f"{board.metric} {board.arrow}",
         "seeds",
+        "attn on truth",
+        "AER",
         *_swap_columns(board),
         f"Δ vs {board.reference} ({CONFIDENCE:.0%} CI)",
         "x-attn train ms",
@@ -491,6 +556,8 @@ def display_rows(board: TaskBoard) -> list[list[str]]:
                 row.status,
                 quality,
                 seeds,
+                _fidelity_text(row),
+                _number(row.aer, ".3f"),
                 *_swap_cells(board, row),
                 _difference_text(row),
                 _number(row.train_ms, ".3f"),
@@ -554,6 +621,39 @@ def board_notes(board: TaskBoard) -> list[str]:
         f"control: no {CONTROL} row finished on this board, so nothing says whether the task "
         "on this data measures cross-attention"
     ]
+    return notes + sparsity_notes(board)
+
+
+def _fidelity_text(row: Row) -> str:
+    """``0.812 (chance 0.020)``: the attention share on the true positions and the share
+    uniform attention would get there; blank without an alignment."""
+    if row.mass_on_truth is None:
+        return ""
+    chance = "" if row.uniform_mass is None else f" (chance {row.uniform_mass:.3f})"
+    return f"{row.mass_on_truth:.3f}{chance}"
+
+
+def sparsity_notes(board: TaskBoard) -> list[str]:
+    """One sentence (no final stop) per tier of the board's sparsity profile."""
+    notes = []
+    for line in board.sparsity:
+        f = line.figures
+        if f["keys_50"] is None:
+            continue
+        keys = " / ".join(_number(f[f"keys_{p}"], ".1f") for p in (50, 90, 99))
+        shares = " / ".join(_number(100 * f[f"fraction_{p}"], ".0f") + "%" for p in (50, 90, 99))
+        normalised = f["entropy_normalised"]
+        entropy = (
+            _number(f["entropy"], ".2f")
+            + " nats"
+            + ("" if normalised is None else f" ({normalised:.2f} of uniform)")
+        )
+        notes.append(
+            f"sparsity, tier {line.tier} ({', '.join(line.backends)}, {line.runs} runs): "
+            f"a decoder token needs {keys} keys for 50 / 90 / 99 % of its attention "
+            f"({shares} of {_number(f['real_keys'], '.0f')} real keys, medians); "
+            f"entropy {entropy}"
+        )
     return notes
 
 
@@ -594,6 +694,11 @@ def data_records(board: TaskBoard) -> list[dict[str, Any]]:
             record[name] = getattr(row, name)
             record[f"{name}_vs_{BASELINE}"] = row.vs_baseline.get(name)
         record |= {"train_share": row.train_share, "decode_share": row.decode_share}
+        record |= {
+            "mass_on_truth": row.mass_on_truth,
+            "uniform_mass": row.uniform_mass,
+            "aer": row.aer,
+        }
         record[f"{BASELINE}_row"] = row.baseline
         record |= {"device": row.device, "loaded": " ".join(row.loaded)}
         record |= {"reason": "; ".join(filter(None, (row.reason, row.unpaired)))}

@@ -264,6 +264,61 @@ class Efficiency(Jsonable):
         return self.peak_memory.bytes if self.peak_memory else None
 
 
+@dataclass(frozen=True)
+class SparsityProfile(Jsonable):
+    """How concentrated an exact backend's attention is (one decoder layer, the test set's
+    real target tokens, over each token's real keys): ``keys_<p>`` is the median number of
+    keys (largest weights first) that cover p % of a token's mass, ``fraction_<p>`` the
+    median of that count over the token's real keys; ``entropy`` the mean entropy in nats,
+    ``entropy_normalised`` its mean over log(real keys) (1: uniform, 0: one key; None when
+    every token had a single key). ``real_keys``: their median count."""
+
+    tokens: int
+    real_keys: float
+    keys_50: float
+    keys_90: float
+    keys_99: float
+    fraction_50: float
+    fraction_90: float
+    fraction_99: float
+    entropy: float
+    entropy_normalised: float | None = None
+
+
+@dataclass(frozen=True)
+class LayerFidelity(Jsonable):
+    """One decoder layer's :class:`Fidelity` figures (``layer`` 0 is the first)."""
+
+    layer: int
+    mass_on_truth: float | None = None
+    aer: float | None = None
+    sparsity: SparsityProfile | None = None
+
+
+@dataclass
+class Fidelity(Jsonable):
+    """Where the backend's cross-attention looks on the test set, teacher-forced
+    (:mod:`xbench.run.fidelity`), against the task's ``batch["alignment"]``.
+
+    ``mass_on_truth``: mean over the ``aligned_tokens`` of the share of a token's weight on
+    its true source positions; ``uniform_mass``: the same for uniform attention over the
+    real keys (chance level); ``aer``: alignment error rate of each aligned token's argmax
+    key against the gold links (0 perfect). Headline figures are the last decoder layer's
+    (``layer``); ``layers`` has every layer. ``sparsity``: exact backends only. All None
+    when the data carries no alignment (``note`` says so). ``seconds``: what measuring took.
+    """
+
+    layer: int
+    aligned_tokens: int = 0
+    mass_on_truth: float | None = None
+    uniform_mass: float | None = None
+    aer: float | None = None
+    sparsity: SparsityProfile | None = None
+    layers: list[LayerFidelity] = field(default_factory=list)
+    seconds: float | None = None
+    note: str | None = None
+
+
 @dataclass
 class Environment(Jsonable):
     """Where the figures were measured (:func:`xbench.records.environment.environment`).
@@ -324,6 +379,7 @@ class RunResult(Jsonable):
     error: str | None = None
     quality: Quality = field(default_factory=Quality)
     efficiency: Efficiency = field(default_factory=Efficiency)
+    fidelity: Fidelity | None = None
     environment: Environment = field(default_factory=Environment)
     config: dict[str, Any] = field(default_factory=dict)
     revision: Revision = field(default_factory=Revision)

@@ -37,6 +37,7 @@ from xbench.records.result import (
     config_hash,
 )
 from xbench.run.callbacks import StepProgressBar, StepTimer
+from xbench.run.fidelity import batches_tested, fidelity_on_test_set
 from xbench.run.heatmaps import heatmap_callbacks
 from xbench.run.model import EncoderDecoder
 from xbench.run.module import DivergedError, Seq2SeqModule
@@ -192,6 +193,14 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
     result.quality = _quality(task, module)
     result.quality.examples_file = _write_examples(task, module, run_dir, trainer.world_size)
     device = trainer.strategy.root_device  # Lightning moves the module back to CPU after test
+    result.fidelity = fidelity_on_test_set(
+        model,
+        task.datamodule,
+        task.tokenizer.pad_id,
+        plan.backend.exact,
+        device,
+        batches_tested(trainer),
+    )
     peak_memory = run_peak_memory(device)  # before the timing call resets the CUDA peak
     load_at_measure = MachineLoad.from_dict(machine_load())
     phases = measure_phases(
