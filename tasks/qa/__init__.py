@@ -28,7 +28,7 @@ from xbench_tasks.qa.generator import (
     full_names_needed,
     generate_split,
 )
-from xbench_tasks.qa.metrics import qa_metrics
+from xbench_tasks.qa.metrics import QA_STATISTICS, qa_metrics
 from xbench_tasks.qa.truncation import truncation_warning
 
 
@@ -153,7 +153,10 @@ def _embedded(data: QADataOptions) -> tuple[dict[str, list[QAExample]], dict]:
     }
     raw, checksum = cached_json("qa", params, build)
     splits = {
-        s: [QAExample(e["id"], e["context"], e["question"], tuple(e["answers"])) for e in rows]
+        s: [
+            QAExample(e["id"], e["context"], e["question"], tuple(e["answers"]), e["answer_start"])
+            for e in rows
+        ]
         for s, rows in raw.items()
     }
     return splits, {"source": "embedded", "params": params, "checksum": checksum}
@@ -180,10 +183,11 @@ def build_qa(options: QAOptions) -> Task:
         primary_metric="f1",
         higher_is_better=True,
         source_length=max(lengths),
-        target_length=max(len(q) + len(t) for _, q, t, _ in encoded["test"].items),
+        target_length=max(len(q) + len(t) for _, q, t, *_ in encoded["test"].items),
         max_new_tokens=options.max_target_tokens + 1,
         data_info=info,
         data_warnings=[line for line in cuts if line],
+        example_statistics=QA_STATISTICS,
     )
 
 

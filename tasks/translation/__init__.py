@@ -27,11 +27,12 @@ from xbench_tasks.translation.corpus import Pair
 from xbench_tasks.translation.data import EncodedPairs, collate_pairs
 from xbench_tasks.translation.grammar import SentenceGenerator
 from xbench_tasks.translation.lexicon import load_lexicon
-from xbench_tasks.translation.metrics import translation_metrics
+from xbench_tasks.translation.metrics import TRANSLATION_STATISTICS, translation_metrics
+from xbench_tasks.translation.phrases import Links
 from xbench_tasks.translation.tokenizer import SubwordTokenizer, train_subword_model
 
 # Part of the cache key: bump it whenever the generator's output changes.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 SPLITS = ("train", "val", "test")
 
 
@@ -64,10 +65,20 @@ class TranslationOptions(TextLoaderOptions):
     max_target_tokens: int = with_default(TextLoaderOptions, "max_target_tokens", 4096)
 
 
+def load_aligned_pairs(
+    data: TranslationDataOptions,
+) -> tuple[dict[str, list[Pair]], dict, dict[str, list[Links]] | None]:
+    """:func:`load_pairs` and each pair's word alignment (embedded data only, else None)."""
+    if data.source == "embedded":
+        return _embedded(data)
+    return *load_pairs(data), None
+
+
 def load_pairs(data: TranslationDataOptions) -> tuple[dict[str, list[Pair]], dict]:
     """Sentence pairs per split and what identifies their source (for the run record)."""
     if data.source == "embedded":
-        return _embedded(data)
+        splits, info, _ = _embedded(data)
+        return splits, info
     if data.source == "hf":
         languages = (data.source_lang, data.target_lang)
         splits = data.load_hf_splits(
@@ -116,7 +127,11 @@ def _complete_splits(loaded: dict[str, list[Pair]], data: TranslationDataOptions
     return {"train": train, "val": val, "test": test}
 
 
-def _embedded(data: TranslationDataOptions) -> tuple[dict[str, list[Pair]], dict]:
+def _embedded(
+    data: TranslationDataOptions,
+) -> tuple[dict[str, list[Pair]], dict, dict[str, list[Links]]]:
+    """The generated pairs per split, their record info and each pair's word alignment
+    (target word first, as in :data:`~phrases.Links`)."""
     languages = (data.source_lang, data.target_lang)
     if languages not in (("en", "de"), ("de", "en")):
         raise UserError(
@@ -137,20 +152,26 @@ def _embedded(data: TranslationDataOptions) -> tuple[dict[str, list[Pair]], dict
         splits, seen = {}, set()
         for split in ("test", "val", "train"):  # evaluation splits first; train avoids them
             rng = random.Random(f"{data.seed}/{split}")
-            pairs: list[Pair] = []
-            while len(pairs) < params["sentences"][split]:
-                pair = generator.sentence(rng)
-                if pair[1] not in seen:  # German identifies the sentence across English variants
-                    seen.add(pair[1])
-                    pairs.append(pair)
-            splits[split] = pairs
+            rows: list[tuple[str, str, Links]] = []
+            while len(rows) < params["sentences"][split]:
+                row = generator.aligned_sentence(rng)
+                if row[1] not in seen:  # German identifies the sentence across English variants
+                    seen.add(row[1])
+                    rows.append(row)
+            splits[split] = rows
         return splits
 
     raw, checksum = cached_json("translation", params, build)
-    splits = {split: [(en, de) for en, de in raw[split]] for split in SPLITS}
+    splits = {split: [(en, de) for en, de, _ in raw[split]] for split in SPLITS}
+    links = {split: [[tuple(link) for link in row[2]] for row in raw[split]] for split in SPLITS}
     if languages == ("de", "en"):
         splits = {split: [(de, en) for en, de in pairs] for split, pairs in splits.items()}
-    return splits, {"source": "embedded", "params": params, "checksum": checksum}
+        links = {
+            split: [[(c, d, a, b) for a, b, c, d in row] for row in rows]
+            for split, rows in links.items()
+        }
+    info = {"source": "embedded", "params": params, "checksum": checksum}
+    return splits, info, links
 
 
 def documents(pairs: list[Pair], per_example: int) -> list[Pair]:
@@ -164,8 +185,27 @@ def documents(pairs: list[Pair], per_example: int) -> list[Pair]:
     ]
 
 
+def document_links(pairs: list[Pair], links: list[Links], per_example: int) -> list[Links]:
+    """The word alignments of :func:`documents`: each sentence's spans shifted by where the
+    sentence starts in the joined source and target."""
+    joined = []
+    for i in range(0, len(pairs), per_example):
+        shifted: Links = []
+        source_at = target_at = 0
+        for (source, target), sentence in zip(
+            pairs[i : i + per_example], links[i : i + per_example], strict=True
+        ):
+            shifted += [
+                (a + target_at, b + target_at, c + source_at, d + source_at)
+                for a, b, c, d in sentence
+            ]
+            source_at, target_at = source_at + len(source) + 1, target_at + len(target) + 1
+        joined.append(shifted)
+    return joined
+
+
 def build_translation(options: TranslationOptions) -> Task:
-    splits, info = load_pairs(options.data)
+    splits, info, links = load_aligned_pairs(options.data)
     for split, pairs in splits.items():
         if not pairs:
             raise UserError(f"the {split} split has no sentence pairs")
@@ -175,9 +215,16 @@ def build_translation(options: TranslationOptions) -> Task:
         (text for pair in splits["train"] for text in pair), options.vocab_size, info["checksum"]
     )
     tokenizer = SubwordTokenizer(model_path)
-    examples = {s: documents(p, options.data.sentences_per_example) for s, p in splits.items()}
+    per = options.data.sentences_per_example
+    examples = {s: documents(p, per) for s, p in splits.items()}
     encoded = {
-        s: EncodedPairs(ex, tokenizer, options.max_source_tokens, options.max_target_tokens)
+        s: EncodedPairs(
+            ex,
+            tokenizer,
+            options.max_source_tokens,
+            options.max_target_tokens,
+            document_links(splits[s], links[s], per) if links else None,
+        )
         for s, ex in examples.items()
     }
     datamodule = options.datamodule(encoded, partial(collate_pairs, pad_id=tokenizer.pad_id))
@@ -187,7 +234,7 @@ def build_translation(options: TranslationOptions) -> Task:
         "languages": [options.data.source_lang, options.data.target_lang],
     }
     test = encoded["test"].items
-    target_length = max(len(target) for _, target, _ in test)
+    target_length = max(len(target) for _, target, *_ in test)
     return Task(
         datamodule=datamodule,
         tokenizer=tokenizer,
@@ -195,10 +242,11 @@ def build_translation(options: TranslationOptions) -> Task:
         metrics=translation_metrics,
         primary_metric="bleu",
         higher_is_better=True,
-        source_length=max(len(source) for source, _, _ in test),
+        source_length=max(len(source) for source, *_ in test),
         target_length=target_length,
         max_new_tokens=min(target_length + target_length // 4, options.max_target_tokens + 1),
         data_info=info,
+        example_statistics=TRANSLATION_STATISTICS,
         artifacts={"subword.model": model_path},
     )
 
