@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from helpers import composed_config
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
@@ -13,6 +14,8 @@ from xbench.api.errors import UserError
 from xbench.api.options import build_options
 from xbench.config.compose import store_plugin_configs
 from xbench.registry import get_registry
+from xbench.run.plan import plan_run
+from xbench.run.runner import execute
 from xbench.taskkit.text import split_words
 from xbench_tasks.qa import QADataOptions, QAOptions, build_qa, load_examples
 from xbench_tasks.qa.generator import COINED_NAMES, NAMES, QAGeneratorOptions, generate_split
@@ -141,3 +144,20 @@ def test_the_xl_tier_is_several_times_longer_than_long(configs):
     assert xl_node["data"]["num_facts"] >= 4 * long_node["data"]["num_facts"]
     tokens_per_fact = 6.5  # coined names: about six tokens per fact, never more than 6.5
     assert xl_node["max_source_tokens"] >= xl_node["data"]["num_facts"] * tokens_per_fact
+
+
+@pytest.mark.slow
+def test_a_long_tier_qa_cell_runs_end_to_end(tmp_path):
+    """Smoke case of the long tier (one batch each): sparse is dense on the short training
+    contexts and sparse on the 1500-token test contexts."""
+    sizes = ["task.data.train_size=64", "task.data.val_size=8", "task.data.test_size=8"]
+    overrides = ["tier=long", "task=qa", "backend=sparse", "trainer=debug", "logger=none"]
+    config = composed_config([*overrides, *sizes])
+    result = execute(plan_run(config, get_registry()), tmp_path)
+
+    assert result.status == "ok", result.error
+    assert result.tier == "long" and result.task.warnings == []
+    measured = result.efficiency.cross_attention
+    assert measured.prefill.shape.nk >= 1500
+    assert measured.train.describe["kept_fraction"] == 1.0
+    assert measured.prefill.describe["kept_fraction"] < 0.2
