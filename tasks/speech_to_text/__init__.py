@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import partial
 
+import numpy as np
 import torch
 
 import xbench
@@ -20,7 +21,8 @@ from xbench.api.task import Task, TaskSpec
 from xbench.taskkit.hf import HFSourceOptions
 from xbench.taskkit.options import LoaderOptions, SplitOptions, data_source, with_default
 from xbench.taskkit.text import WordTokenizer
-from xbench_tasks.speech_to_text.corpus import CorpusSpec, load_corpus
+from xbench.taskkit.truncation import truncation_warnings
+from xbench_tasks.speech_to_text.corpus import SPLITS, CorpusSpec, load_corpus
 from xbench_tasks.speech_to_text.data import EncodedSpeech, collate
 from xbench_tasks.speech_to_text.frontend import ConvSubsampling, subsampled_lengths
 from xbench_tasks.speech_to_text.metrics import speech_metrics
@@ -34,9 +36,26 @@ class SpeechDataOptions(SplitOptions, HFSourceOptions):
     words_min: int = option(3, help="fewest words per utterance (~0.4 s each)", min=1, max=400)
     words_max: int = option(6, help="most words per utterance (~0.4 s each)", min=1, max=400)
     snr_db: float = option(20.0, help="signal-to-noise ratio of the added white noise", min=-10.0)
+    utterances_per_example: int = option(
+        1, help="consecutive utterances joined into one example (audio length)", min=1, max=500
+    )
+    train_utterances_per_example: int = option(
+        0,
+        help="training examples' utterances, for a length curriculum (train short, evaluate "
+        "at utterances_per_example); 0: utterances_per_example",
+        min=0,
+        max=500,
+    )
     train_size: int = with_default(SplitOptions, "train_size", 3000)
     val_size: int = with_default(SplitOptions, "val_size", 100)
     test_size: int = with_default(SplitOptions, "test_size", 300)
+
+    def utterances_in(self, split: str) -> int:
+        """Utterances per example of ``split`` (the curriculum's for training)."""
+        if split == "train" and self.train_utterances_per_example:
+            return self.train_utterances_per_example
+        return self.utterances_per_example
+
     # real data
     path: str | None = option(None, help="folder: the folder holding the audio files")
     transcript: str = option(
@@ -73,16 +92,21 @@ def load_splits(options: SpeechOptions) -> tuple[dict, dict]:
             raise UserError(
                 f"task.data.words_min={data.words_min} exceeds task.data.words_max={data.words_max}"
             )
+        sizes = (data.train_size, data.val_size, data.test_size)
         spec = CorpusSpec(
             data.seed,
-            (data.train_size, data.val_size, data.test_size),
+            tuple(size * data.utterances_in(s) for s, size in zip(SPLITS, sizes, strict=True)),
             data.words_min,
             data.words_max,
             data.snr_db,
             options.n_mels,
         )
-        splits, checksum = load_corpus(spec)
-        return splits, {"source": "embedded", "params": spec.__dict__, "checksum": checksum}
+        utterances, checksum = load_corpus(spec)
+        splits = {s: joined(u, data.utterances_in(s)) for s, u in utterances.items()}
+        info = {"source": "embedded", "params": spec.__dict__, "checksum": checksum}
+        if any(data.utterances_in(s) > 1 for s in SPLITS):
+            info["utterances_per_example"] = {s: data.utterances_in(s) for s in SPLITS}
+        return splits, info
     from xbench_tasks.speech_to_text import real
 
     if data.source == "folder":
@@ -100,6 +124,17 @@ def load_splits(options: SpeechOptions) -> tuple[dict, dict]:
         return splits, {"source": "folder", "path": data.path, "transcript": data.transcript}
     splits = real.load_hf(data, options.n_mels)
     return splits, {"source": "hf", "name": data.hf_name, "config": data.hf_config}
+
+
+def joined(utterances: list[tuple[np.ndarray, str]], per_example: int) -> list:
+    """Consecutive utterances joined into examples of ``per_example``: frames one after
+    the other (each utterance keeps its own normalisation), transcripts space-separated."""
+    if per_example == 1:
+        return utterances
+    groups = (utterances[i : i + per_example] for i in range(0, len(utterances), per_example))
+    return [
+        (np.concatenate([f for f, _ in group]), " ".join(t for _, t in group)) for group in groups
+    ]
 
 
 def build_speech(options: SpeechOptions) -> Task:
@@ -135,6 +170,12 @@ def build_speech(options: SpeechOptions) -> Task:
         target_length=target_length,
         max_new_tokens=max(len(ids) for split in encoded.values() for _, ids, _ in split.items),
         data_info=info,
+        data_warnings=truncation_warnings(
+            "task.max_target_tokens",
+            options.max_target_tokens,
+            {split: items.target_lengths for split, items in encoded.items()},
+            "transcripts",
+        ),
     )
 
 

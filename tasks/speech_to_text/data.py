@@ -18,13 +18,15 @@ class EncodedSpeech(Dataset):
     def __init__(
         self, examples: Sequence[tuple[np.ndarray, str]], tokenizer: Tokenizer, max_tokens: int
     ) -> None:
+        encoded = [tokenizer.encode(text) for _, text in examples]
+        self.target_lengths = [len(ids) for ids in encoded]  # before the cap, for its warning
         self.items = [
             (
                 torch.from_numpy(np.asarray(features, dtype=np.float32)),
-                [tokenizer.bos_id, *tokenizer.encode(text)[:max_tokens], tokenizer.eos_id],
+                [tokenizer.bos_id, *ids[:max_tokens], tokenizer.eos_id],
                 text,
             )
-            for features, text in examples
+            for (features, text), ids in zip(examples, encoded, strict=True)
         ]
 
     def __len__(self) -> int:

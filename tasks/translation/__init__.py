@@ -22,6 +22,7 @@ from xbench.taskkit.data import split_val_test
 from xbench.taskkit.hf import HFSourceOptions
 from xbench.taskkit.options import SplitOptions, TextLoaderOptions, data_source, with_default
 from xbench.taskkit.text import TokenFrontend
+from xbench.taskkit.truncation import truncation_warnings
 from xbench_tasks.translation import corpus
 from xbench_tasks.translation.corpus import Pair
 from xbench_tasks.translation.data import EncodedPairs, collate_pairs
@@ -41,11 +42,25 @@ class TranslationDataOptions(SplitOptions, HFSourceOptions):
     sentences_per_example: int = option(
         1, help="consecutive sentences joined into one example (document length)", min=1, max=500
     )
+    train_sentences_per_example: int = option(
+        0,
+        help="training documents' sentences, for a length curriculum (train short, evaluate "
+        "at sentences_per_example); 0: sentences_per_example",
+        min=0,
+        max=500,
+    )
     source_lang: str = option("en", help="source language code (embedded: en or de)")
     target_lang: str = option("de", help="target language code (embedded: de or en)")
     # embedded generator
     val_size: int = with_default(SplitOptions, "val_size", 250)
     max_number: int = option(99, help="embedded: counts run from two to this", min=2, max=10**6)
+
+    def sentences_in(self, split: str) -> int:
+        """Sentences per example of ``split`` (the curriculum's for training)."""
+        if split == "train" and self.train_sentences_per_example:
+            return self.train_sentences_per_example
+        return self.sentences_per_example
+
     # real data
     train_path: str | None = option(
         None, help="files: path prefix (PREFIX.SRC, PREFIX.TGT); tsv/jsonl: the file"
@@ -123,11 +138,10 @@ def _embedded(data: TranslationDataOptions) -> tuple[dict[str, list[Pair]], dict
             "the embedded corpus is English-German: task.data.source_lang/target_lang must be "
             f"en/de or de/en, got {languages[0]}/{languages[1]}"
         )
-    per = data.sentences_per_example
     sizes = {"train": data.train_size, "val": data.val_size, "test": data.test_size}
     params = {
         "seed": data.seed,
-        "sentences": {split: size * per for split, size in sizes.items()},
+        "sentences": {split: size * data.sentences_in(split) for split, size in sizes.items()},
         "max_number": data.max_number,
         "version": GENERATOR_VERSION,
     }
@@ -175,7 +189,7 @@ def build_translation(options: TranslationOptions) -> Task:
         (text for pair in splits["train"] for text in pair), options.vocab_size, info["checksum"]
     )
     tokenizer = SubwordTokenizer(model_path)
-    examples = {s: documents(p, options.data.sentences_per_example) for s, p in splits.items()}
+    examples = {s: documents(p, options.data.sentences_in(s)) for s, p in splits.items()}
     encoded = {
         s: EncodedPairs(ex, tokenizer, options.max_source_tokens, options.max_target_tokens)
         for s, ex in examples.items()
@@ -187,6 +201,20 @@ def build_translation(options: TranslationOptions) -> Task:
         "languages": [options.data.source_lang, options.data.target_lang],
     }
     test = encoded["test"].items
+    warnings = [
+        *truncation_warnings(
+            "task.max_source_tokens",
+            options.max_source_tokens,
+            {split: pairs.source_lengths for split, pairs in encoded.items()},
+            "sources",
+        ),
+        *truncation_warnings(
+            "task.max_target_tokens",
+            options.max_target_tokens,
+            {split: pairs.target_lengths for split, pairs in encoded.items()},
+            "targets",
+        ),
+    ]
     target_length = max(len(target) for _, target, _ in test)
     return Task(
         datamodule=datamodule,
@@ -200,6 +228,7 @@ def build_translation(options: TranslationOptions) -> Task:
         max_new_tokens=min(target_length + target_length // 4, options.max_target_tokens + 1),
         data_info=info,
         artifacts={"subword.model": model_path},
+        data_warnings=warnings,
     )
 
 

@@ -111,6 +111,9 @@ class Task:
       dataset name) and ``sizes`` per split.
     - ``artifacts`` names files the task made that a run needs to be reproduced (e.g. a
       trained subword model); the runner copies them into ``<run dir>/artifacts/``.
+    - ``data_warnings``: one line per problem the data has that the user must see, with
+      counts (e.g. a length cap that cut the answer out of 170 of 500 test contexts); the
+      runner prints each and keeps them in the record (``task.warnings``).
     - ``source_image(source, i)`` (image tasks, optional) returns example ``i`` of a batch's
       source as an H×W×3 uint8 image with its (rows, cols) patch grid, for attention
       overlays; None when it has no picture.
@@ -128,6 +131,7 @@ class Task:
     data_info: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, Path] = field(default_factory=dict)
     source_image: Callable[[Any, int], tuple[np.ndarray, tuple[int, int]] | None] | None = None
+    data_warnings: list[str] = field(default_factory=list)
 
     @property
     def decoding_budget(self) -> int:
