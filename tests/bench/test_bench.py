@@ -63,7 +63,11 @@ def test_a_point_is_a_measurement_plus_bench_fields():
     assert measurement.shape.passes == "fwd" and measurement.shape.device == "cpu"
     assert point["io_bytes"] == timing.input_bytes(measurement.shape)
     assert point["kept_fraction"] is None  # naive reports no kept fraction
-    unmasked = timing.measure_point(NaiveAttention(), shape(nq=32, nk=64), settings(), CPU)
+    default = timing.measure_point(NaiveAttention(), shape(nq=32, nk=64), settings(), CPU)
+    assert default["shape"]["padded_fraction"] == 0.0, "a mask, all real, as the model passes"
+    unmasked = timing.measure_point(
+        NaiveAttention(), shape(nq=32, nk=64), settings(masked=False), CPU
+    )
     assert unmasked["shape"]["padded_fraction"] is None
 
 
@@ -393,11 +397,11 @@ def test_device_cuda_without_a_gpu_is_a_user_error():
 
 
 def test_padded_fraction_without_a_mask_is_a_user_error():
-    with pytest.raises(UserError, match="bench.padded_fraction=0.2 .* bench.masked=true"):
-        grid.check_settings(settings(padded_fraction=0.2))
-    assert grid.padded_fraction(settings(masked=True, padded_fraction=0.2)) == 0.2
-    assert grid.padded_fraction(settings(masked=True)) == 0.0
-    assert grid.padded_fraction(settings()) is None
+    with pytest.raises(UserError, match="bench.padded_fraction=0.2 .* drop bench.masked=false"):
+        grid.check_settings(settings(masked=False, padded_fraction=0.2))
+    assert grid.padded_fraction(settings(padded_fraction=0.2)) == 0.2
+    assert grid.padded_fraction(settings()) == 0.0, "the model's all-real mask by default"
+    assert grid.padded_fraction(settings(masked=False)) is None
 
 
 def test_a_report_records_the_machine_load_and_flags_contention(monkeypatch):

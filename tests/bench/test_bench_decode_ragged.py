@@ -134,7 +134,10 @@ def test_a_variant_is_measured_beside_its_backend_with_its_own_options():
         (["bench.passes=[decode,prefill]"], "bench.passes[1]='prefill' is not allowed"),
         (["bench.cpu_max_nk=-1"], "bench.cpu_max_nk=-1 is out of range"),
         (["bench.lengths=gaussian"], "bench.lengths='gaussian' is not allowed; choose one of:"),
-        (["bench.lengths=uniform"], "bench.lengths=uniform draws a padding mask; set bench.masked"),
+        (
+            ["bench.lengths=uniform", "bench.masked=false"],
+            "bench.lengths=uniform draws a padding mask; drop bench.masked=false",
+        ),
         (
             ["bench.lengths=uniform", "bench.masked=true", "bench.padded_fraction=0.2"],
             "drop bench.padded_fraction=0.2",

@@ -54,9 +54,13 @@ def test_default_values_are_those_of_the_previous_yaml():
     assert config["measure"] == {"warmup": 3, "repeats": 20}
     assert config["heatmaps"] == {"enabled": True, "examples": 4}
     model = {"d_model": 64, "heads": 2, "encoder_layers": 2, "decoder_layers": 2}
-    assert config["model"] == {**model, "ffn_dim": 256, "dropout": 0.0, "conv_kernel": 4} | {
-        "name": "tiny"
-    }
+    assert config["model"] == {
+        **model,
+        "ffn_dim": 256,
+        "dropout": 0.0,
+        "conv_kernel": 4,
+        "encoder_window": 0,
+    } | {"name": "tiny"}
 
 
 def test_the_primary_config_does_not_repeat_the_settings_defaults():

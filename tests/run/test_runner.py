@@ -149,3 +149,41 @@ def test_plan_run_rejects_bad_core_settings(overrides, message):
     config = composed_config(overrides)
     with pytest.raises(UserError, match=message):
         plan_run(config, get_registry())
+
+
+class _WarningTask:
+    """QA whose build reports a data problem, as a truncating task does."""
+
+    @xbench.hookimpl
+    def xbench_register_tasks(self, register):
+        from xbench.api.task import TaskSpec
+        from xbench_tasks.qa import QAOptions, build_qa
+
+        def build(options):
+            task = build_qa(options)
+            task.data_warnings.append("max_source_tokens=9 cut 3 of 40 answers (8%)")
+            return task
+
+        register(TaskSpec(name="warned", modality="text", build=build, options=QAOptions))
+
+
+def test_data_warnings_reach_the_console_and_the_record(tmp_path, capsys):
+    registry = load_registry(extra_plugins=[("warned", _WarningTask())])
+    config = composed_config(["backend=naive", *DEBUG], registry)
+    config["task"]["name"] = "warned"
+
+    result = execute(plan_run(config, registry), tmp_path)
+
+    line = "max_source_tokens=9 cut 3 of 40 answers (8%)"
+    assert f"data warning (warned): {line}" in capsys.readouterr().out
+    assert RunResult.load(tmp_path / "result.json").task.warnings == [line]
+    assert result.status == "ok", result.error
+
+
+def test_a_banded_encoder_runs_and_is_recorded(tmp_path):
+    config = composed_config(["backend=flash", "model.encoder_window=4", *DEBUG])
+
+    result = execute(plan_run(config, get_registry()), tmp_path)
+
+    assert result.status == "ok", result.error
+    assert RunResult.load(tmp_path / "result.json").model.settings["encoder_window"] == 4

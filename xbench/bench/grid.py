@@ -12,7 +12,9 @@ Passes: ``fwd``, ``fwd+bwd`` and ``decode`` (``attend`` of Nq query rows, 1 for 
 step, against a memory ``prepare`` built before timing; its one-off cost is reported apart).
 A decode series holds Nq fixed and lets Nk grow; the others keep Nk/Nq fixed.
 
-Padding (``bench.masked``): the even spread of ``bench.padded_fraction`` or, with
+Padding (``bench.masked``, on by default because the model always passes its source mask,
+and a mask changes some kernels' cost; ``masked=false`` is the no-mask case): the even
+spread of ``bench.padded_fraction`` (0: every key real) or, with
 ``bench.lengths=uniform|lognormal``, per-item source lengths drawn from that distribution
 (:mod:`xbench.bench.lengths`).
 """
@@ -75,7 +77,11 @@ class BenchSettings:
     rotate_budget_mb: float = option(
         1024.0, help="fewer input sets when they would exceed this", min=0.0
     )
-    masked: bool = option(False, help="pass a key_padding_mask to every call")
+    masked: bool = option(
+        True,
+        help="pass a key_padding_mask to every call, as the model always does (all real "
+        "unless padded_fraction or lengths pad); false: the no-mask case",
+    )
     padded_fraction: float = option(
         0.0, help="masked: share of keys padded, ragged across the batch", min=0.0, max=1.0
     )
@@ -137,7 +143,7 @@ def check_settings(settings: BenchSettings) -> None:
     if settings.padded_fraction and not settings.masked:
         raise UserError(
             f"bench.padded_fraction={settings.padded_fraction:g} pads keys of a mask; "
-            "set bench.masked=true as well"
+            "drop bench.masked=false"
         )
     if settings.lengths != "fixed":
         check_drawn_lengths(settings)
@@ -147,7 +153,7 @@ def check_drawn_lengths(settings: BenchSettings) -> None:
     """Drawn lengths need a mask, exclude padded_fraction and fit every grid Nk."""
     drawn = f"bench.lengths={settings.lengths}"
     if not settings.masked:
-        raise UserError(f"{drawn} draws a padding mask; set bench.masked=true as well")
+        raise UserError(f"{drawn} draws a padding mask; drop bench.masked=false")
     if settings.padded_fraction:
         raise UserError(
             f"{drawn} sets the padding itself; drop bench.padded_fraction="

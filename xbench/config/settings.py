@@ -31,6 +31,12 @@ class ModelSettings:
     ffn_dim: int = option(256, help="hidden width of the feed-forward layers", min=1)
     dropout: float = option(0.0, help="dropout probability", min=0.0, max=0.9)
     conv_kernel: int = option(4, help="short causal depthwise convolution; 0 = none", min=0)
+    encoder_window: int = option(
+        0,
+        help="encoder self-attention sees positions within this distance (cost linear in "
+        "the source length); 0 = every position",
+        min=0,
+    )
 
     def __post_init__(self) -> None:
         if self.d_model % self.heads:

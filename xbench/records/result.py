@@ -67,6 +67,7 @@ class TaskFacts(Jsonable):
     and speech_to_text also count EOS, so their figure is one more than the teacher-forced
     decoder input, while captioning's is exactly that input (BOS + caption tokens).
     ``artifacts`` maps a file the task made to its copy in the run directory.
+    ``warnings`` are the task's ``data_warnings`` (e.g. truncation that cut answers out).
     """
 
     name: str
@@ -78,6 +79,7 @@ class TaskFacts(Jsonable):
     primary_metric: str | None = None
     higher_is_better: bool | None = None
     artifacts: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -293,6 +295,7 @@ class RunResult(Jsonable):
     task: TaskFacts
     model: ModelInfo
     seed: int
+    tier: str = "default"
     status: str = "ok"
     error: str | None = None
     quality: Quality = field(default_factory=Quality)

@@ -1,8 +1,9 @@
 """The encoder-decoder every run trains: task frontend → encoder → decoder whose
 cross-attention is the backend under test.
 
-Self-attention (encoder, and the decoder's causal attention) always uses the same fixed
-SDPA call, so differences between runs come from the cross-attention backend alone.
+Self-attention (the encoder's, banded by ``encoder_window`` on long sources, and the
+decoder's causal one) is the same fixed SDPA call in every run, so differences between runs
+come from the cross-attention backend alone.
 
 Each source's encoder output becomes one :class:`~xbench.api.backend.PreparedMemory` per
 decoder layer (``backend.prepare``, once), and every cross-attention call is
@@ -27,6 +28,7 @@ from torch import Tensor, nn
 
 from xbench.api.backend import AttentionBackend, PreparedMemory, QueryPositions
 from xbench.config.settings import ModelSettings
+from xbench.run.windowed import windowed_attention
 
 
 def _split_heads(x: Tensor, heads: int) -> Tensor:
@@ -83,12 +85,14 @@ class SelfAttention(nn.Module):
     """Fixed self-attention: one SDPA call with rotary positions, padding mask or causal.
 
     With a ``cache`` (causal decoding) ``x`` holds only the new columns: their keys and
-    values join the cache and their queries attend to every cached column.
+    values join the cache and their queries attend to every cached column. A ``window``
+    (the encoder's ``encoder_window``) limits non-causal attention to keys that close.
     """
 
-    def __init__(self, config: ModelSettings) -> None:
+    def __init__(self, config: ModelSettings, window: int = 0) -> None:
         super().__init__()
         self.heads = config.heads
+        self.window = window
         self.qkv = nn.Linear(config.d_model, 3 * config.d_model)
         self.out = nn.Linear(config.d_model, config.d_model)
 
@@ -105,6 +109,9 @@ class SelfAttention(nn.Module):
         q, k = rotary(q, offset), rotary(k, offset)
         if cache is not None:
             k, v = cache.append(k, v)
+        if self.window and not causal:
+            out = windowed_attention(q, k, v, key_padding_mask, self.window)
+            return self.out(_merge_heads(out))
         mask = _self_mask(key_padding_mask, causal, x.shape[1], offset, x.device)
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, is_causal=causal and mask is None and offset == 0
@@ -209,7 +216,7 @@ class EncoderLayer(nn.Module):
     def __init__(self, config: ModelSettings) -> None:
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(config.d_model), nn.LayerNorm(config.d_model)
-        self.attention = SelfAttention(config)
+        self.attention = SelfAttention(config, window=config.encoder_window)
         self.conv = ShortConv(config)
         self.ffn = _ffn(config)
         self.dropout = nn.Dropout(config.dropout)

@@ -32,7 +32,7 @@ from xbench.run.revision import run_revision
 # ``+key=`` that nothing would read.
 TOP_LEVEL_KEYS = (
     "backend", "task", "model", "trainer", "logger", "optim", "measure", "heatmaps",
-    "seed", "threads", "resume", "output_root",
+    "seed", "threads", "resume", "output_root", "tier",
 )  # fmt: skip
 # The keys each logger reads (configs/logger/*.yaml).
 LOGGER_KEYS = {
@@ -62,6 +62,7 @@ class RunPlan:
     measure: MeasureSettings
     trainer: TrainerSettings
     config: dict[str, Any]
+    tier: str = "default"
 
     @functools.cached_property
     def revision(self) -> Revision:
@@ -79,6 +80,7 @@ def plan_run(config: dict[str, Any], registry: Registry) -> RunPlan:
     _check_logger(config.get("logger") or {})
     _check_resume(config.get("resume", "auto"))
     _check_seed_and_threads(config.get("seed", 0), config.get("threads"))
+    tier = _check_tier(config.get("tier", "default"))
     trainer = trainer_settings(config.get("trainer") or {})
     check_devices(trainer)
     return RunPlan(
@@ -92,6 +94,7 @@ def plan_run(config: dict[str, Any], registry: Registry) -> RunPlan:
         measure=build_options(MeasureSettings, config.get("measure"), "measure"),
         trainer=trainer,
         config=config,
+        tier=tier,
     )
 
 
@@ -141,6 +144,13 @@ def _check_logger(settings: dict[str, Any]) -> None:
         tags = settings.get("tags") or []
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise UserError(f"logger.tags={tags!r} must be a list of text")
+
+
+def _check_tier(value: Any) -> str:
+    """The tier's name (configs/tier/*.yaml sets it): a plain word, as boards group by it."""
+    if not isinstance(value, str) or not value.replace("_", "").isalnum():
+        raise UserError(f"tier={value!r} must be a tier name such as default, long or xl")
+    return value
 
 
 def _check_seed_and_threads(seed: Any, threads: Any) -> None:

@@ -101,6 +101,7 @@ def execute(plan: RunPlan, run_dir: Path) -> RunResult:
         ),
         model=ModelInfo(name=config["model"].get("name"), settings=asdict(plan.model)),
         seed=int(config.get("seed", 0)),
+        tier=plan.tier,
         config=config,
         revision=plan.revision,
     )
@@ -155,7 +156,10 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
         primary_metric=task.primary_metric,
         higher_is_better=task.higher_is_better,
         artifacts=_copy_artifacts(task.artifacts, run_dir),
+        warnings=list(task.data_warnings),
     )
+    for line in task.data_warnings:
+        print(f"data warning ({plan.task.name}): {line}", flush=True)
     trainer_cfg = dict(config["trainer"])
     reason = _unsupported(backend, plan.model, task, trainer_cfg)
     if reason:
@@ -255,9 +259,10 @@ def header_line(plan: RunPlan, trainer_cfg: dict) -> str:
     else:
         budget = f"{trainer_cfg.get('max_epochs')} epochs"
     model = plan.config["model"].get("name") or "custom"
+    tier = "" if plan.tier == "default" else f", tier={plan.tier}"
     return (
         f"xbench: {plan.backend.name} × {plan.task.name} on {where}, {budget}, "
-        f"model={model}, seed {plan.config.get('seed', 0)}"
+        f"model={model}{tier}, seed {plan.config.get('seed', 0)}"
     )
 
 
