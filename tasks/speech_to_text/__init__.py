@@ -126,15 +126,24 @@ def load_splits(options: SpeechOptions) -> tuple[dict, dict]:
     return splits, {"source": "hf", "name": data.hf_name, "config": data.hf_config}
 
 
-def joined(utterances: list[tuple[np.ndarray, str]], per_example: int) -> list:
+def joined(utterances: list[tuple], per_example: int) -> list[tuple]:
     """Consecutive utterances joined into examples of ``per_example``: frames one after
-    the other (each utterance keeps its own normalisation), transcripts space-separated."""
+    the other (each utterance keeps its own normalisation), transcripts space-separated.
+    Items are ``(frames, transcript, *spans)``; any spans ((n, 2) frame ranges, such as the
+    frames of each word) are shifted to where their utterance starts in the example."""
     if per_example == 1:
         return utterances
-    groups = (utterances[i : i + per_example] for i in range(0, len(utterances), per_example))
-    return [
-        (np.concatenate([f for f, _ in group]), " ".join(t for _, t in group)) for group in groups
-    ]
+    examples = []
+    for i in range(0, len(utterances), per_example):
+        group = utterances[i : i + per_example]
+        starts = np.cumsum([0] + [len(frames) for frames, *_ in group[:-1]])
+        spans = [
+            np.concatenate([item[k] + start for item, start in zip(group, starts, strict=True)])
+            for k in range(2, len(group[0]))
+        ]
+        frames = np.concatenate([frames for frames, *_ in group])
+        examples.append((frames, " ".join(item[1] for item in group), *spans))
+    return examples
 
 
 def build_speech(options: SpeechOptions) -> Task:

@@ -9,7 +9,7 @@ from helpers import composed_config
 from xbench.api.errors import UserError
 from xbench.registry import get_registry
 from xbench.run.plan import plan_run
-from xbench_tasks.speech_to_text import SpeechDataOptions, SpeechOptions, build_speech
+from xbench_tasks.speech_to_text import SpeechDataOptions, SpeechOptions, build_speech, joined
 from xbench_tasks.speech_to_text.corpus import CorpusSpec, load_corpus
 
 CURRICULUM = SpeechDataOptions(
@@ -69,3 +69,12 @@ def test_the_joining_options_are_validated(override):
     config = composed_config(["task=speech_to_text", override])
     with pytest.raises(UserError, match="utterances_per_example"):
         plan_run(config, get_registry())
+
+
+def test_joining_shifts_frame_spans_to_where_their_utterance_starts():
+    first = (np.zeros((5, 2)), "one two", np.array([[0, 2], [2, 5]]))
+    second = (np.ones((3, 2)), "red", np.array([[1, 3]]))
+    [(frames, text, spans)] = joined([first, second], 2)
+    assert frames.shape == (8, 2) and frames[5:].all() and not frames[:5].any()
+    assert text == "one two red"
+    assert spans.tolist() == [[0, 2], [2, 5], [6, 8]]
