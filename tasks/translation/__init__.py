@@ -8,8 +8,10 @@ one-sentence-per-line files, TSV, JSONL or a dataset on the Hugging Face hub.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -49,6 +51,13 @@ class TranslationDataOptions(SplitOptions, HFSourceOptions):
         min=0,
         max=500,
     )
+    train_lengths: str = option(
+        "fixed",
+        help="fixed: every training document has that many sentences | uniform: each has "
+        "1 … that many, drawn (seeded): short ones find the alignment, long ones teach long "
+        "sources and where they end",
+        choices=("fixed", "uniform"),
+    )
     source_lang: str = option("en", help="source language code (embedded: en or de)")
     target_lang: str = option("de", help="target language code (embedded: de or en)")
     # embedded generator
@@ -60,6 +69,14 @@ class TranslationDataOptions(SplitOptions, HFSourceOptions):
         if split == "train" and self.train_sentences_per_example:
             return self.train_sentences_per_example
         return self.sentences_per_example
+
+    def document_sizes(self, split: str, count: int) -> list[int]:
+        """Sentences in each of the first ``count`` examples of ``split``."""
+        most = self.sentences_in(split)
+        if split != "train" or self.train_lengths == "fixed":
+            return [most] * count
+        rng = random.Random(f"{self.seed}/train/lengths")
+        return [rng.randint(1, most) for _ in range(count)]
 
     # real data
     train_path: str | None = option(
@@ -141,7 +158,9 @@ def _embedded(data: TranslationDataOptions) -> tuple[dict[str, list[Pair]], dict
     sizes = {"train": data.train_size, "val": data.val_size, "test": data.test_size}
     params = {
         "seed": data.seed,
-        "sentences": {split: size * data.sentences_in(split) for split, size in sizes.items()},
+        "sentences": {
+            split: sum(data.document_sizes(split, size)) for split, size in sizes.items()
+        },
         "max_number": data.max_number,
         "version": GENERATOR_VERSION,
     }
@@ -167,15 +186,18 @@ def _embedded(data: TranslationDataOptions) -> tuple[dict[str, list[Pair]], dict
     return splits, {"source": "embedded", "params": params, "checksum": checksum}
 
 
-def documents(pairs: list[Pair], per_example: int) -> list[Pair]:
-    """Consecutive sentences joined into examples of ``per_example`` sentences."""
-    return [
-        (
-            " ".join(s for s, _ in pairs[i : i + per_example]),
-            " ".join(t for _, t in pairs[i : i + per_example]),
-        )
-        for i in range(0, len(pairs), per_example)
-    ]
+def documents(pairs: list[Pair], sizes: int | Sequence[int]) -> list[Pair]:
+    """Consecutive sentences joined into examples: of ``sizes`` sentences each (the last
+    may be shorter), or of ``sizes[i]`` sentences for example ``i`` until ``pairs`` run out."""
+    if isinstance(sizes, int):
+        sizes = itertools.repeat(sizes)
+    examples, start = [], 0
+    for size in sizes:
+        if start >= len(pairs):
+            break
+        chunk, start = pairs[start : start + size], start + size
+        examples.append((" ".join(s for s, _ in chunk), " ".join(t for _, t in chunk)))
+    return examples
 
 
 def build_translation(options: TranslationOptions) -> Task:
@@ -189,7 +211,7 @@ def build_translation(options: TranslationOptions) -> Task:
         (text for pair in splits["train"] for text in pair), options.vocab_size, info["checksum"]
     )
     tokenizer = SubwordTokenizer(model_path)
-    examples = {s: documents(p, options.data.sentences_in(s)) for s, p in splits.items()}
+    examples = {s: documents(p, options.data.document_sizes(s, len(p))) for s, p in splits.items()}
     encoded = {
         s: EncodedPairs(ex, tokenizer, options.max_source_tokens, options.max_target_tokens)
         for s, ex in examples.items()

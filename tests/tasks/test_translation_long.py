@@ -53,8 +53,43 @@ def test_a_cap_that_cuts_documents_is_a_warning_with_the_count():
     assert max(len(source) for source, _, _ in task.datamodule.splits["test"].items) == 30
 
 
-@pytest.mark.parametrize("value", ["-1", "501"])
-def test_the_curriculum_option_is_validated(value):
-    config = composed_config(["task=translation", f"task.data.train_sentences_per_example={value}"])
-    with pytest.raises(UserError, match="train_sentences_per_example"):
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("task.data.train_sentences_per_example=-1", "train_sentences_per_example"),
+        ("task.data.train_sentences_per_example=501", "train_sentences_per_example"),
+        ("task.data.train_lengths=random", "train_lengths"),
+    ],
+)
+def test_the_curriculum_options_are_validated(override, named):
+    config = composed_config(["task=translation", override])
+    with pytest.raises(UserError, match=named):
         plan_run(config, get_registry())
+
+
+def test_uniform_training_lengths_draw_one_to_the_most_sentences_per_document():
+    data = TranslationDataOptions(
+        train_size=40, val_size=2, test_size=2, sentences_per_example=6, train_lengths="uniform"
+    )
+    sentences, info = load_pairs(data)
+    sizes = data.document_sizes("train", 40)
+    assert info["params"]["sentences"]["train"] == sum(sizes) == len(sentences["train"])
+    assert set(sizes) <= set(range(1, 7)) and len(set(sizes)) >= 4
+    assert data.document_sizes("test", 2) == [6, 6]
+    docs = documents(sentences["train"], data.document_sizes("train", len(sentences["train"])))
+    assert len(docs) == 40
+    first, second = sentences["train"][: sizes[0]], sentences["train"][sizes[0] : sum(sizes[:2])]
+    assert [target for _, target in docs[:2]] == [
+        " ".join(t for _, t in first),
+        " ".join(t for _, t in second),
+    ]
+
+
+def test_documents_of_given_sizes_stop_when_the_sentences_run_out():
+    pairs = [(str(i), f"s{i}") for i in range(7)]
+    assert documents(pairs, 3) == [("0 1 2", "s0 s1 s2"), ("3 4 5", "s3 s4 s5"), ("6", "s6")]
+    assert documents(pairs, [2, 1, 10]) == [
+        ("0 1", "s0 s1"),
+        ("2", "s2"),
+        ("3 4 5 6", "s3 s4 s5 s6"),
+    ]
