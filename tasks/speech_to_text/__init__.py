@@ -46,6 +46,13 @@ class SpeechDataOptions(SplitOptions, HFSourceOptions):
         min=0,
         max=500,
     )
+    train_lengths: str = option(
+        "fixed",
+        help="fixed: training examples join that many consecutive utterances | uniform: "
+        "each joins 1 … that many drawn from train_size utterances (seeded; short ones find "
+        "the alignment, long ones teach long audio; no extra synthesis)",
+        choices=("fixed", "uniform"),
+    )
     train_size: int = with_default(SplitOptions, "train_size", 3000)
     val_size: int = with_default(SplitOptions, "val_size", 100)
     test_size: int = with_default(SplitOptions, "test_size", 300)
@@ -55,6 +62,11 @@ class SpeechDataOptions(SplitOptions, HFSourceOptions):
         if split == "train" and self.train_utterances_per_example:
             return self.train_utterances_per_example
         return self.utterances_per_example
+
+    def synthesized(self, split: str, size: int) -> int:
+        """Utterances the corpus speaks for ``size`` examples of ``split``."""
+        drawn = split == "train" and self.train_lengths == "uniform"
+        return size if drawn else size * self.utterances_in(split)
 
     # real data
     path: str | None = option(None, help="folder: the folder holding the audio files")
@@ -95,7 +107,7 @@ def load_splits(options: SpeechOptions) -> tuple[dict, dict]:
         sizes = (data.train_size, data.val_size, data.test_size)
         spec = CorpusSpec(
             data.seed,
-            tuple(size * data.utterances_in(s) for s, size in zip(SPLITS, sizes, strict=True)),
+            tuple(data.synthesized(s, size) for s, size in zip(SPLITS, sizes, strict=True)),
             data.words_min,
             data.words_max,
             data.snr_db,
@@ -103,6 +115,8 @@ def load_splits(options: SpeechOptions) -> tuple[dict, dict]:
         )
         utterances, checksum = load_corpus(spec)
         splits = {s: joined(u, data.utterances_in(s)) for s, u in utterances.items()}
+        if data.train_lengths == "uniform":
+            splits["train"] = drawn(utterances["train"], data.utterances_in("train"), data.seed)
         info = {"source": "embedded", "params": spec.__dict__, "checksum": checksum}
         if any(data.utterances_in(s) > 1 for s in SPLITS):
             info["utterances_per_example"] = {s: data.utterances_in(s) for s in SPLITS}
@@ -144,6 +158,17 @@ def joined(utterances: list[tuple], per_example: int) -> list[tuple]:
         frames = np.concatenate([frames for frames, *_ in group])
         examples.append((frames, " ".join(item[1] for item in group), *spans))
     return examples
+
+
+def drawn(utterances: list[tuple], most: int, seed: int) -> list[tuple]:
+    """As many examples as ``utterances``, each :func:`joined` from 1 … ``most`` distinct
+    utterances drawn from them (seeded)."""
+    rng = np.random.default_rng([seed, 2])
+    picks = (
+        rng.choice(len(utterances), min(int(rng.integers(1, most + 1)), len(utterances)), False)
+        for _ in utterances
+    )
+    return [joined([utterances[i] for i in pick], len(pick))[0] for pick in picks]
 
 
 def build_speech(options: SpeechOptions) -> Task:

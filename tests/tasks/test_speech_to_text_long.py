@@ -9,7 +9,13 @@ from helpers import composed_config
 from xbench.api.errors import UserError
 from xbench.registry import get_registry
 from xbench.run.plan import plan_run
-from xbench_tasks.speech_to_text import SpeechDataOptions, SpeechOptions, build_speech, joined
+from xbench_tasks.speech_to_text import (
+    SpeechDataOptions,
+    SpeechOptions,
+    build_speech,
+    drawn,
+    joined,
+)
 from xbench_tasks.speech_to_text.corpus import CorpusSpec, load_corpus
 
 CURRICULUM = SpeechDataOptions(
@@ -63,11 +69,16 @@ def test_a_cap_that_cuts_transcripts_is_a_warning_with_the_count():
 
 
 @pytest.mark.parametrize(
-    "override", ["task.data.utterances_per_example=0", "task.data.train_utterances_per_example=-1"]
+    ("override", "named"),
+    [
+        ("task.data.utterances_per_example=0", "utterances_per_example"),
+        ("task.data.train_utterances_per_example=-1", "train_utterances_per_example"),
+        ("task.data.train_lengths=random", "train_lengths"),
+    ],
 )
-def test_the_joining_options_are_validated(override):
+def test_the_joining_options_are_validated(override, named):
     config = composed_config(["task=speech_to_text", override])
-    with pytest.raises(UserError, match="utterances_per_example"):
+    with pytest.raises(UserError, match=named):
         plan_run(config, get_registry())
 
 
@@ -78,3 +89,32 @@ def test_joining_shifts_frame_spans_to_where_their_utterance_starts():
     assert frames.shape == (8, 2) and frames[5:].all() and not frames[:5].any()
     assert text == "one two red"
     assert spans.tolist() == [[0, 2], [2, 5], [6, 8]]
+
+
+def test_uniform_lengths_join_one_to_the_most_distinct_training_utterances():
+    utterances = [(np.full((i + 1, 2), float(i)), f"w{i}") for i in range(12)]
+    examples = drawn(utterances, 4, seed=3)
+    assert len(examples) == 12 and drawn(utterances, 4, seed=3)[5][1] == examples[5][1]
+    counts = set()
+    for frames, text in examples:
+        picked = [int(word[1:]) for word in text.split()]
+        counts.add(len(picked))
+        assert len(set(picked)) == len(picked)
+        assert np.array_equal(frames, np.concatenate([utterances[i][0] for i in picked]))
+    assert counts <= {1, 2, 3, 4} and len(counts) >= 3
+
+
+def test_uniform_lengths_speak_only_the_pool_of_training_utterances():
+    data = SpeechDataOptions(
+        seed=5,
+        train_size=4,
+        val_size=1,
+        test_size=2,
+        words_min=2,
+        words_max=3,
+        utterances_per_example=3,
+        train_lengths="uniform",
+    )
+    task = build_speech(SpeechOptions(data=data, n_mels=20))
+    assert task.data_info["params"]["sizes"] == (4, 3, 6)
+    assert task.data_info["sizes"] == {"train": 4, "val": 1, "test": 2}
