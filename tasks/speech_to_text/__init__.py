@@ -8,6 +8,7 @@ a checksum), a local folder of WAV/FLAC files with a transcript file, or an HF
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -19,6 +20,7 @@ from xbench.api.errors import UserError
 from xbench.api.options import option
 from xbench.api.task import Task, TaskSpec
 from xbench.taskkit.hf import HFSourceOptions
+from xbench.taskkit.lengths import LENGTH_LAWS, drawn_lengths
 from xbench.taskkit.options import LoaderOptions, SplitOptions, data_source, with_default
 from xbench.taskkit.text import WordTokenizer
 from xbench.taskkit.truncation import truncation_warnings
@@ -48,10 +50,10 @@ class SpeechDataOptions(SplitOptions, HFSourceOptions):
     )
     train_lengths: str = option(
         "fixed",
-        help="fixed: training examples join that many consecutive utterances | uniform: "
-        "each joins 1 … that many drawn from train_size utterances (seeded; short ones find "
+        help="training examples' utterances: fixed (that many consecutive ones) | uniform | "
+        "loguniform (1 … that many, drawn from train_size utterances, seeded; short ones find "
         "the alignment, long ones teach long audio; no extra synthesis)",
-        choices=("fixed", "uniform"),
+        choices=LENGTH_LAWS,
     )
     train_size: int = with_default(SplitOptions, "train_size", 3000)
     val_size: int = with_default(SplitOptions, "val_size", 100)
@@ -65,7 +67,7 @@ class SpeechDataOptions(SplitOptions, HFSourceOptions):
 
     def synthesized(self, split: str, size: int) -> int:
         """Utterances the corpus speaks for ``size`` examples of ``split``."""
-        drawn = split == "train" and self.train_lengths == "uniform"
+        drawn = split == "train" and self.train_lengths != "fixed"
         return size if drawn else size * self.utterances_in(split)
 
     # real data
@@ -115,8 +117,14 @@ def load_splits(options: SpeechOptions) -> tuple[dict, dict]:
         )
         utterances, checksum = load_corpus(spec)
         splits = {s: joined(u, data.utterances_in(s)) for s, u in utterances.items()}
-        if data.train_lengths == "uniform":
-            splits["train"] = drawn(utterances["train"], data.utterances_in("train"), data.seed)
+        if data.train_lengths != "fixed":
+            sizes = drawn_lengths(
+                data.train_lengths,
+                data.utterances_in("train"),
+                data.train_size,
+                f"{data.seed}/train/lengths",
+            )
+            splits["train"] = drawn(utterances["train"], sizes, data.seed)
         info = {"source": "embedded", "params": spec.__dict__, "checksum": checksum}
         if any(data.utterances_in(s) > 1 for s in SPLITS):
             info["utterances_per_example"] = {s: data.utterances_in(s) for s in SPLITS}
@@ -160,15 +168,14 @@ def joined(utterances: list[tuple], per_example: int) -> list[tuple]:
     return examples
 
 
-def drawn(utterances: list[tuple], most: int, seed: int) -> list[tuple]:
-    """As many examples as ``utterances``, each :func:`joined` from 1 … ``most`` distinct
-    utterances drawn from them (seeded)."""
-    rng = np.random.default_rng([seed, 2])
-    picks = (
-        rng.choice(len(utterances), min(int(rng.integers(1, most + 1)), len(utterances)), False)
-        for _ in utterances
-    )
-    return [joined([utterances[i] for i in pick], len(pick))[0] for pick in picks]
+def drawn(utterances: list[tuple], sizes: list[int], seed: int) -> list[tuple]:
+    """One example per entry of ``sizes``: :func:`joined` from that many distinct
+    ``utterances`` (at most all of them), drawn at random (seeded)."""
+    rng = random.Random(f"{seed}/train/draws")
+    return [
+        joined(group, len(group))[0]
+        for group in (rng.sample(utterances, min(size, len(utterances))) for size in sizes)
+    ]
 
 
 def build_speech(options: SpeechOptions) -> Task:

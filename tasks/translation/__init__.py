@@ -22,6 +22,7 @@ from xbench.api.task import Task, TaskSpec
 from xbench.taskkit.cache import cached_json
 from xbench.taskkit.data import split_val_test
 from xbench.taskkit.hf import HFSourceOptions
+from xbench.taskkit.lengths import LENGTH_LAWS, drawn_lengths
 from xbench.taskkit.options import SplitOptions, TextLoaderOptions, data_source, with_default
 from xbench.taskkit.text import TokenFrontend
 from xbench.taskkit.truncation import truncation_warnings
@@ -53,10 +54,10 @@ class TranslationDataOptions(SplitOptions, HFSourceOptions):
     )
     train_lengths: str = option(
         "fixed",
-        help="fixed: every training document has that many sentences | uniform: each has "
-        "1 … that many, drawn (seeded): short ones find the alignment, long ones teach long "
+        help="training documents' sentences: fixed (that many) | uniform | loguniform "
+        "(1 … that many, drawn, seeded): short ones find the alignment, long ones teach long "
         "sources and where they end",
-        choices=("fixed", "uniform"),
+        choices=LENGTH_LAWS,
     )
     source_lang: str = option("en", help="source language code (embedded: en or de)")
     target_lang: str = option("de", help="target language code (embedded: de or en)")
@@ -72,11 +73,8 @@ class TranslationDataOptions(SplitOptions, HFSourceOptions):
 
     def document_sizes(self, split: str, count: int) -> list[int]:
         """Sentences in each of the first ``count`` examples of ``split``."""
-        most = self.sentences_in(split)
-        if split != "train" or self.train_lengths == "fixed":
-            return [most] * count
-        rng = random.Random(f"{self.seed}/train/lengths")
-        return [rng.randint(1, most) for _ in range(count)]
+        law = self.train_lengths if split == "train" else "fixed"
+        return drawn_lengths(law, self.sentences_in(split), count, f"{self.seed}/{split}/lengths")
 
     # real data
     train_path: str | None = option(

@@ -91,17 +91,15 @@ def test_joining_shifts_frame_spans_to_where_their_utterance_starts():
     assert spans.tolist() == [[0, 2], [2, 5], [6, 8]]
 
 
-def test_uniform_lengths_join_one_to_the_most_distinct_training_utterances():
+def test_drawn_examples_join_distinct_training_utterances_of_the_given_counts():
     utterances = [(np.full((i + 1, 2), float(i)), f"w{i}") for i in range(12)]
-    examples = drawn(utterances, 4, seed=3)
-    assert len(examples) == 12 and drawn(utterances, 4, seed=3)[5][1] == examples[5][1]
-    counts = set()
-    for frames, text in examples:
+    sizes = [1, 4, 2, 30]
+    examples = drawn(utterances, sizes, seed=3)
+    assert drawn(utterances, sizes, seed=3)[1][1] == examples[1][1]  # seeded
+    for (frames, text), size in zip(examples, sizes, strict=True):
         picked = [int(word[1:]) for word in text.split()]
-        counts.add(len(picked))
-        assert len(set(picked)) == len(picked)
+        assert len(picked) == min(size, 12) == len(set(picked))
         assert np.array_equal(frames, np.concatenate([utterances[i][0] for i in picked]))
-    assert counts <= {1, 2, 3, 4} and len(counts) >= 3
 
 
 def test_uniform_lengths_speak_only_the_pool_of_training_utterances():
