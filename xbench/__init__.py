@@ -36,6 +36,7 @@ _EXPORTS = {
     "zero_empty_rows": "xbench.api.backend",
     "Task": "xbench.api.task",
     "TaskSpec": "xbench.api.task",
+    "ExampleStatistics": "xbench.api.task",
     "Tokenizer": "xbench.api.task",
     "Frontend": "xbench.api.task",
     "MODALITIES": "xbench.api.task",
@@ -79,6 +80,7 @@ __all__ = [
     "zero_empty_rows",
     "Task",
     "TaskSpec",
+    "ExampleStatistics",
     "Tokenizer",
     "Frontend",
     "MODALITIES",
@@ -133,7 +135,14 @@ if TYPE_CHECKING:
     )
     from xbench.api.errors import PluginError, UserError
     from xbench.api.options import option
-    from xbench.api.task import MODALITIES, Frontend, Task, TaskSpec, Tokenizer
+    from xbench.api.task import (
+        MODALITIES,
+        ExampleStatistics,
+        Frontend,
+        Task,
+        TaskSpec,
+        Tokenizer,
+    )
     from xbench.measure.candidates import pick_fastest
     from xbench.taskkit.cache import cache_path, cached_bytes, cached_json
     from xbench.taskkit.data import SplitDataModule, pad, split_val_test

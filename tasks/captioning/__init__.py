@@ -31,8 +31,8 @@ from xbench_tasks.captioning.frontend import (
     patch_position,
     source_image,
 )
-from xbench_tasks.captioning.metrics import caption_metrics
-from xbench_tasks.captioning.render import render
+from xbench_tasks.captioning.metrics import CAPTION_STATISTICS, caption_metrics
+from xbench_tasks.captioning.render import object_mask, render
 from xbench_tasks.captioning.scenes import GENERATOR_VERSION, SceneOptions, sample_split
 
 __all__ = ["CaptioningOptions", "build_captioning", "load_images", "patch_grid", "patch_position"]
@@ -162,7 +162,12 @@ def _embedded(options: CaptioningOptions) -> tuple[dict[str, list[CaptionedImage
     raw, checksum = cached_json("captioning", params, build)
     images = {
         split: [
-            CaptionedImage(f"{split}-{i}", render(s, options.image_size), tuple(s["captions"]))
+            CaptionedImage(
+                f"{split}-{i}",
+                render(s, options.image_size),
+                tuple(s["captions"]),
+                {o["shape"]: object_mask(o, options.image_size, s["grid"]) for o in s["objects"]},
+            )
             for i, s in enumerate(rows)
         ]
         for split, rows in raw.items()
@@ -224,11 +229,17 @@ def build_captioning(options: CaptioningOptions) -> Task:
     )
     encoded = {
         split: EncodedCaptions(
-            images, tokenizer, options.max_target_tokens, sample and split == "train"
+            images,
+            tokenizer,
+            options.max_target_tokens,
+            sample and split == "train",
+            options.patch_size,
         )
         for split, images in splits.items()
     }
-    datamodule = options.datamodule(encoded, partial(collate, pad_id=tokenizer.pad_id))
+    datamodule = options.datamodule(
+        encoded, partial(collate, pad_id=tokenizer.pad_id, patch=options.patch_size)
+    )
     grids = [patch_grid(*i.pixels.shape[:2], options.patch_size) for i in splits["test"]]
     info |= {
         "sizes": {split: len(images) for split, images in splits.items()},
@@ -247,6 +258,7 @@ def build_captioning(options: CaptioningOptions) -> Task:
         target_length=max(len(t) for targets in encoded["test"].targets for t in targets) - 1,
         max_new_tokens=options.max_target_tokens + 1,
         data_info=info,
+        example_statistics=CAPTION_STATISTICS,
         source_image=partial(source_image, patch=patch),
         data_warnings=truncation_warnings(
             "task.max_target_tokens",

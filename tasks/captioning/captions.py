@@ -81,6 +81,13 @@ def _mention(match: re.Match, offset: int = 0) -> Mention:
     return size, texture or ("plain" if size and colour else None), colour, shape
 
 
+def object_phrases(caption: str) -> list[tuple[int, int, str]]:
+    """``(start, end, shape)`` of each noun phrase's attribute words in ``caption`` (its
+    characters after the article: size, texture, colour, shape), for aligning those words
+    with the object's patches; a scene holds each shape once, so the shape names it."""
+    return [(m.start() + 2, m.end(), m.group(4)) for m in _NP_RE.finditer(caption.lower())]
+
+
 @dataclass(frozen=True)
 class Facts:
     """What captions say: object mentions and (subject, relation, object) statements."""

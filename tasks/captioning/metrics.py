@@ -5,7 +5,9 @@ n-gram vectors (n = 1..4, document frequencies over the evaluated set's referenc
 hypothesis counts clipped by the reference's, a Gaussian length penalty (σ = 6) and a
 factor of 10. BLEU-4 is torchmetrics' corpus BLEU against all references. Both see the
 same tokens: lower-cased runs of word characters (:func:`caption_words`), standing in for
-coco-caption's Java PTB tokenizer, which drops punctuation the same way.
+coco-caption's Java PTB tokenizer, which drops punctuation the same way. Corpus CIDEr-D is
+the mean of the images' scores, under document frequencies of the whole evaluated set;
+:data:`CAPTION_STATISTICS` keeps those per-image scores.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pycocoevalcap.cider.cider import Cider
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.text import BLEUScore
 
+from xbench.api.task import ExampleStatistics
 from xbench_tasks.captioning.captions import caption_words, facts_of, matches, parse
 
 
@@ -44,10 +47,30 @@ class CiderD(CaptionCorpus):
     def compute(self) -> torch.Tensor:
         if not self.predictions:
             return torch.tensor(0.0)
-        hypotheses = {i: [caption_words(p)] for i, p in enumerate(self.predictions)}
-        gts = {i: [caption_words(r) for r in refs] for i, refs in enumerate(self.references)}
-        score, _ = Cider().compute_score(gts, hypotheses)
+        score, _ = cider_scores(self.predictions, self.references)
         return torch.tensor(float(score))
+
+
+def cider_scores(
+    predictions: Sequence[str], references: Sequence[Sequence[str]]
+) -> tuple[float, list[float]]:
+    """pycocoevalcap's CIDEr-D of the corpus and of each image (the corpus figure is their
+    mean; document frequencies come from every image's references)."""
+    hypotheses = {i: [caption_words(p)] for i, p in enumerate(predictions)}
+    gts = {i: [caption_words(r) for r in refs] for i, refs in enumerate(references)}
+    score, scores = Cider().compute_score(gts, hypotheses)
+    return float(score), [float(s) for s in scores]
+
+
+def example_cider(
+    predictions: Sequence[str], references: Sequence[Sequence[str]]
+) -> list[list[float]]:
+    """Each image's CIDEr-D under the whole test set's document frequencies."""
+    return [[score] for score in cider_scores(predictions, references)[1]]
+
+
+#: ``cider`` per image: the corpus figure is their mean.
+CAPTION_STATISTICS = ExampleStatistics(formula="mean", compute=example_cider)
 
 
 class Bleu4(BLEUScore):

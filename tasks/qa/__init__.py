@@ -22,7 +22,7 @@ from xbench.taskkit.text import TokenFrontend, WordTokenizer
 from xbench_tasks.qa.data import EncodedQA, collate_qa
 from xbench_tasks.qa.examples import QAExample
 from xbench_tasks.qa.generator import GENERATOR_VERSION, QAGeneratorOptions, generate_split
-from xbench_tasks.qa.metrics import qa_metrics
+from xbench_tasks.qa.metrics import QA_STATISTICS, qa_metrics
 
 
 @dataclass
@@ -92,7 +92,10 @@ def _embedded(data: QADataOptions) -> tuple[dict[str, list[QAExample]], dict]:
     }
     raw, checksum = cached_json("qa", params, build)
     splits = {
-        s: [QAExample(e["id"], e["context"], e["question"], tuple(e["answers"])) for e in rows]
+        s: [
+            QAExample(e["id"], e["context"], e["question"], tuple(e["answers"]), e["answer_start"])
+            for e in rows
+        ]
         for s, rows in raw.items()
     }
     return splits, {"source": "embedded", "params": params, "checksum": checksum}
@@ -117,9 +120,10 @@ def build_qa(options: QAOptions) -> Task:
         primary_metric="f1",
         higher_is_better=True,
         source_length=max(lengths),
-        target_length=max(len(q) + len(t) for _, q, t, _ in encoded["test"].items),
+        target_length=max(len(q) + len(t) for _, q, t, *_ in encoded["test"].items),
         max_new_tokens=options.max_target_tokens + 1,
         data_info=info,
+        example_statistics=QA_STATISTICS,
     )
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from xbench_tasks.qa.examples import QAExample
 
 # Part of the cache key: bump it whenever the generator's output changes.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 
 FIRST_NAMES = [
     "anna",
@@ -250,7 +250,20 @@ def generate_example(rng: random.Random, options: QAGeneratorOptions, uid: str) 
     rng.shuffle(pool)
     facts += pool[: max(0, options.num_facts - len(facts))]
     rng.shuffle(facts)
-    return QAExample(uid, " ".join(facts), question, (answer,))
+    start = answer_start(facts, needed[-1], answer)
+    return QAExample(uid, " ".join(facts), question, (answer,), start)
+
+
+def answer_start(facts: list[str], stating: str, answer: str) -> int:
+    """Character offset of ``answer`` inside the fact ``stating`` it (the last fact a
+    two-hop question needs) once ``facts`` are joined by spaces: the span the alignment
+    points at, whichever other fact repeats the same word."""
+    offset = 0
+    for fact in facts:
+        if fact == stating:
+            return offset + fact.rindex(f" {answer} ") + 1
+        offset += len(fact) + 1
+    raise ValueError(f"the fact {stating!r} is not in the context")
 
 
 def generate_split(

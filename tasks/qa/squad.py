@@ -149,6 +149,7 @@ def _example(
     if not spans:
         raise UserError(f"{where}: {label} has no answers")
     answers: list[str] = []
+    first_start = None
     for n, (text, start) in enumerate(spans):
         if not text.strip():
             raise UserError(f"{where}: {label}: answer {n} is empty")
@@ -160,6 +161,8 @@ def _example(
                 f"{where}: {label}: answer {text!r} does not appear in the context "
                 f"(answer_start {start})"
             )
+        if n == 0 and at_start:
+            first_start = start
         if text not in answers:
             answers.append(text)
-    return QAExample(id=qid, context=context, question=question, answers=tuple(answers))
+    return QAExample(qid, context, question, tuple(answers), first_start)

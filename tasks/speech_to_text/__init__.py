@@ -27,7 +27,7 @@ from xbench.taskkit.truncation import truncation_warnings
 from xbench_tasks.speech_to_text.corpus import SPLITS, CorpusSpec, load_corpus
 from xbench_tasks.speech_to_text.data import EncodedSpeech, collate
 from xbench_tasks.speech_to_text.frontend import ConvSubsampling, subsampled_lengths
-from xbench_tasks.speech_to_text.metrics import speech_metrics
+from xbench_tasks.speech_to_text.metrics import SPEECH_STATISTICS, speech_metrics
 from xbench_tasks.speech_to_text.text import CharTokenizer, normalise
 
 
@@ -180,18 +180,21 @@ def drawn(utterances: list[tuple], sizes: list[int], seed: int) -> list[tuple]:
 
 def build_speech(options: SpeechOptions) -> Task:
     splits, info = load_splits(options)
-    texts = [normalise(text) for _, text in splits["train"]]
+    texts = [normalise(text) for _, text, *_ in splits["train"]]
     tokenizer = (
         WordTokenizer.from_texts(texts)
         if options.units == "word"
         else CharTokenizer.from_texts(texts)
     )
     encoded = {
-        s: EncodedSpeech(ex, tokenizer, options.max_target_tokens) for s, ex in splits.items()
+        s: EncodedSpeech(ex, tokenizer, options.max_target_tokens, options.subsampling)
+        for s, ex in splits.items()
     }
-    datamodule = options.datamodule(encoded, partial(collate, pad_id=tokenizer.pad_id))
-    frames = max(len(f) for split in splits.values() for f, _ in split)
-    target_length = max(len(ids) for _, ids, _ in encoded["test"].items)
+    datamodule = options.datamodule(
+        encoded, partial(collate, pad_id=tokenizer.pad_id, layers=options.subsampling)
+    )
+    frames = max(len(f) for split in splits.values() for f, *_ in split)
+    target_length = max(len(ids) for _, ids, *_ in encoded["test"].items)
     info |= {
         "sizes": {s: len(ex) for s, ex in splits.items()},
         "vocab_size": tokenizer.vocab_size,
@@ -209,7 +212,7 @@ def build_speech(options: SpeechOptions) -> Task:
         higher_is_better=False,
         source_length=int(subsampled_lengths(torch.tensor(frames), options.subsampling)),
         target_length=target_length,
-        max_new_tokens=max(len(ids) for split in encoded.values() for _, ids, _ in split.items),
+        max_new_tokens=max(len(ids) for split in encoded.values() for _, ids, *_ in split.items),
         data_info=info,
         data_warnings=truncation_warnings(
             "task.max_target_tokens",
@@ -217,6 +220,7 @@ def build_speech(options: SpeechOptions) -> Task:
             {split: items.target_lengths for split, items in encoded.items()},
             "transcripts",
         ),
+        example_statistics=SPEECH_STATISTICS,
     )
 
 

@@ -14,11 +14,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from xbench_tasks.speech_to_text.audio import log_mel, to_16k
-from xbench_tasks.speech_to_text.espeak import Utterance, synthesize
+from xbench_tasks.speech_to_text.audio import HOP, SAMPLE_RATE, log_mel, to_16k
+from xbench_tasks.speech_to_text.espeak import Utterance, synthesize_timed
 from xbench_tasks.speech_to_text.store import cached_arrays
 
-CORPUS_VERSION = 1
+CORPUS_VERSION = 2
 SPLITS = ("train", "val", "test")
 WORDS = (
     *("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"),
@@ -68,37 +68,60 @@ def _noisy(wave: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndar
     return wave + rng.normal(0.0, np.sqrt(power / 10 ** (snr_db / 10)), wave.shape)
 
 
+def word_frames(onsets_ms: np.ndarray, frames: int, words: int) -> np.ndarray:
+    """(words, 2) [start, end) feature frames of each word: from its onset to the next
+    word's (the last to the end); empty (0, 2) when eSpeak's word events do not match the
+    transcript's word count."""
+    if len(onsets_ms) != words:
+        return np.zeros((0, 2), dtype=np.int64)
+    starts = np.minimum(np.asarray(onsets_ms) * SAMPLE_RATE // (1000 * HOP), frames)
+    return np.stack([starts, np.append(starts[1:], frames)], axis=1).astype(np.int64)
+
+
 def build_features(spec: CorpusSpec) -> dict[str, np.ndarray]:
     """Synthesize every split and turn it into features: per split, the frames of all
-    utterances concatenated, their offsets and their transcripts."""
+    utterances concatenated, their offsets, their transcripts and every word's frames
+    (:func:`word_frames`, from the synthesis) with their offsets."""
     requests = utterances(spec)
     flat = [r for split in SPLITS for r in requests[split]]
-    waves, rate = synthesize(flat)
+    waves, onsets, rate = synthesize_timed(flat)
     rng = np.random.default_rng([spec.seed, 1])
     features = [
         log_mel(_noisy(to_16k(w.astype(np.float32) / 32768.0, rate), spec.snr_db, rng), spec.n_mels)
         for w in waves
     ]
+    words = [
+        word_frames(o, len(f), len(r["text"].split()))
+        for o, f, r in zip(onsets, features, flat, strict=True)
+    ]
     arrays, start = {}, 0
     for split in SPLITS:
         chunk = features[start : start + len(requests[split])]
+        spans = words[start : start + len(chunk)]
         start += len(chunk)
+        arrays[f"{split}_words"] = np.concatenate(spans)
+        arrays[f"{split}_word_offsets"] = np.cumsum([0] + [len(w) for w in spans])
         arrays[f"{split}_frames"] = np.concatenate(chunk).astype(np.float16)
         arrays[f"{split}_offsets"] = np.cumsum([0] + [len(f) for f in chunk])
         arrays[f"{split}_texts"] = np.array([r["text"] for r in requests[split]])
     return arrays
 
 
-def load_corpus(spec: CorpusSpec) -> tuple[dict[str, list[tuple[np.ndarray, str]]], str]:
-    """(features, transcript) pairs per split, from the cache or freshly built, and the
-    checksum of the cached file."""
+def load_corpus(
+    spec: CorpusSpec,
+) -> tuple[dict[str, list[tuple[np.ndarray, str, np.ndarray]]], str]:
+    """(features, transcript, word frames) per split, from the cache or freshly built, and
+    the checksum of the cached file."""
     params = {**asdict(spec), "version": CORPUS_VERSION}
     arrays, checksum = cached_arrays("speech_to_text", params, lambda: build_features(spec))
     splits = {}
     for split in SPLITS:
         frames, offsets = arrays[f"{split}_frames"], arrays[f"{split}_offsets"]
+        words, word_offsets = arrays[f"{split}_words"], arrays[f"{split}_word_offsets"]
+        rows = zip(offsets[:-1], offsets[1:], arrays[f"{split}_texts"], strict=True)
+        spans = zip(word_offsets[:-1], word_offsets[1:], strict=True)
         splits[split] = [
-            (frames[a:b], str(text))
-            for a, b, text in zip(offsets[:-1], offsets[1:], arrays[f"{split}_texts"], strict=True)
+            (frames[a:b], str(text), words[c:d])
+            for (a, b, text), (c, d) in zip(rows, spans, strict=True)
         ]
     return splits, checksum

@@ -26,8 +26,26 @@ import numpy as np
 _SYNCHRONOUS = 2  # AUDIO_OUTPUT_SYNCHRONOUS: audio is handed to the callback, no device
 _POS_CHARACTER, _CHARS_UTF8 = 1, 1
 _RATE, _PITCH = 1, 3  # espeak_PARAMETER values
+_LIST_TERMINATED, _WORD = 0, 1  # espeak_EVENT_TYPE values
+
+
+class _Event(ctypes.Structure):
+    """eSpeak NG's ``espeak_EVENT`` (``id`` is a union of an int, a pointer and 8 chars)."""
+
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),  # milliseconds into the utterance
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", ctypes.c_int64),
+    ]
+
+
 _CALLBACK = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event)
 )
 
 
@@ -42,6 +60,15 @@ class Utterance(TypedDict):
 
 def synthesize(requests: Sequence[Utterance]) -> tuple[list[np.ndarray], int]:
     """int16 waveforms of ``requests`` and their sample rate, made in a fresh process."""
+    waves, _, rate = synthesize_timed(requests)
+    return waves, rate
+
+
+def synthesize_timed(
+    requests: Sequence[Utterance],
+) -> tuple[list[np.ndarray], list[np.ndarray], int]:
+    """:func:`synthesize` plus each utterance's word onsets: the milliseconds at which
+    eSpeak starts each word of its text (its word events), in text order."""
     with tempfile.TemporaryDirectory() as folder:
         output = Path(folder) / "audio.npz"
         done = subprocess.run(
@@ -53,7 +80,10 @@ def synthesize(requests: Sequence[Utterance]) -> tuple[list[np.ndarray], int]:
             raise RuntimeError(f"eSpeak NG synthesis failed: {done.stderr.decode().strip()}")
         with np.load(output) as saved:
             audio, offsets, rate = saved["audio"], saved["offsets"], int(saved["sample_rate"])
-    return [audio[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)], rate
+            onsets, onset_offsets = saved["onsets"], saved["onset_offsets"]
+    waves = [audio[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+    words = [onsets[a:b] for a, b in zip(onset_offsets[:-1], onset_offsets[1:], strict=True)]
+    return waves, words, rate
 
 
 class _Engine:
@@ -83,38 +113,54 @@ class _Engine:
         if self.sample_rate <= 0:
             raise RuntimeError(f"espeak_Initialize failed with {self.sample_rate}")
         self.chunks: list[np.ndarray] = []
+        self.onsets: list[int] = []
         self.callback = _CALLBACK(self._receive)  # kept alive as long as the engine
         self.lib.espeak_SetSynthCallback(self.callback)
 
     def _receive(self, samples, count: int, events) -> int:
         if count > 0:
             self.chunks.append(np.ctypeslib.as_array(samples, shape=(count,)).copy())
+        index = 0
+        while events and events[index].type != _LIST_TERMINATED:
+            if events[index].type == _WORD:
+                self.onsets.append(events[index].audio_position)
+            index += 1
         return 0  # 0 = go on
 
-    def speak(self, request: Utterance) -> np.ndarray:
+    def speak(self, request: Utterance) -> tuple[np.ndarray, np.ndarray]:
+        """The utterance's samples and its word onsets in milliseconds."""
         if self.lib.espeak_SetVoiceByName(request["voice"].encode()) != 0:
             raise RuntimeError(f"eSpeak NG has no voice {request['voice']!r}")
         self.lib.espeak_SetParameter(_RATE, int(request["rate"]), 0)
         self.lib.espeak_SetParameter(_PITCH, int(request["pitch"]), 0)
         self.lib.espeak_ng_SetRandSeed(0)
         self.libc.srand(0)
-        self.chunks = []
+        self.chunks, self.onsets = [], []
         text = request["text"].encode()
         status = self.lib.espeak_Synth(
             text, len(text) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
         )
         if status != 0 or self.lib.espeak_Synchronize() != 0:
             raise RuntimeError(f"espeak_Synth failed on {request['text']!r}")
-        return np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.int16)
+        wave = np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.int16)
+        return wave, np.array(self.onsets, dtype=np.int64)
 
 
 def _main(output: str) -> None:
     engine = _Engine()
-    waves = [engine.speak(request) for request in json.load(sys.stdin)]
+    spoken = [engine.speak(request) for request in json.load(sys.stdin)]
+    waves, onsets = [w for w, _ in spoken], [o for _, o in spoken]
     offsets = np.cumsum([0] + [len(w) for w in waves])
     audio = np.concatenate(waves) if waves else np.zeros(0, np.int16)
     with open(output, "wb") as handle:
-        np.savez(handle, audio=audio, offsets=offsets, sample_rate=engine.sample_rate)
+        np.savez(
+            handle,
+            audio=audio,
+            offsets=offsets,
+            sample_rate=engine.sample_rate,
+            onsets=np.concatenate(onsets) if onsets else np.zeros(0, np.int64),
+            onset_offsets=np.cumsum([0] + [len(o) for o in onsets]),
+        )
 
 
 if __name__ == "__main__":

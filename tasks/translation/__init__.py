@@ -31,11 +31,12 @@ from xbench_tasks.translation.corpus import Pair
 from xbench_tasks.translation.data import EncodedPairs, collate_pairs
 from xbench_tasks.translation.grammar import SentenceGenerator
 from xbench_tasks.translation.lexicon import load_lexicon
-from xbench_tasks.translation.metrics import translation_metrics
+from xbench_tasks.translation.metrics import TRANSLATION_STATISTICS, translation_metrics
+from xbench_tasks.translation.phrases import Links
 from xbench_tasks.translation.tokenizer import SubwordTokenizer, train_subword_model
 
 # Part of the cache key: bump it whenever the generator's output changes.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 SPLITS = ("train", "val", "test")
 
 
@@ -94,10 +95,20 @@ class TranslationOptions(TextLoaderOptions):
     max_target_tokens: int = with_default(TextLoaderOptions, "max_target_tokens", 4096)
 
 
+def load_aligned_pairs(
+    data: TranslationDataOptions,
+) -> tuple[dict[str, list[Pair]], dict, dict[str, list[Links]] | None]:
+    """:func:`load_pairs` and each pair's word alignment (embedded data only, else None)."""
+    if data.source == "embedded":
+        return _embedded(data)
+    return *load_pairs(data), None
+
+
 def load_pairs(data: TranslationDataOptions) -> tuple[dict[str, list[Pair]], dict]:
     """Sentence pairs per split and what identifies their source (for the run record)."""
     if data.source == "embedded":
-        return _embedded(data)
+        splits, info, _ = _embedded(data)
+        return splits, info
     if data.source == "hf":
         languages = (data.source_lang, data.target_lang)
         splits = data.load_hf_splits(
@@ -146,7 +157,11 @@ def _complete_splits(loaded: dict[str, list[Pair]], data: TranslationDataOptions
     return {"train": train, "val": val, "test": test}
 
 
-def _embedded(data: TranslationDataOptions) -> tuple[dict[str, list[Pair]], dict]:
+def _embedded(
+    data: TranslationDataOptions,
+) -> tuple[dict[str, list[Pair]], dict, dict[str, list[Links]]]:
+    """The generated pairs per split, their record info and each pair's word alignment
+    (target word first, as in :data:`~phrases.Links`)."""
     languages = (data.source_lang, data.target_lang)
     if languages not in (("en", "de"), ("de", "en")):
         raise UserError(
@@ -168,38 +183,71 @@ def _embedded(data: TranslationDataOptions) -> tuple[dict[str, list[Pair]], dict
         splits, seen = {}, set()
         for split in ("test", "val", "train"):  # evaluation splits first; train avoids them
             rng = random.Random(f"{data.seed}/{split}")
-            pairs: list[Pair] = []
-            while len(pairs) < params["sentences"][split]:
-                pair = generator.sentence(rng)
-                if pair[1] not in seen:  # German identifies the sentence across English variants
-                    seen.add(pair[1])
-                    pairs.append(pair)
-            splits[split] = pairs
+            rows: list[tuple[str, str, Links]] = []
+            while len(rows) < params["sentences"][split]:
+                row = generator.aligned_sentence(rng)
+                if row[1] not in seen:  # German identifies the sentence across English variants
+                    seen.add(row[1])
+                    rows.append(row)
+            splits[split] = rows
         return splits
 
     raw, checksum = cached_json("translation", params, build)
-    splits = {split: [(en, de) for en, de in raw[split]] for split in SPLITS}
+    splits = {split: [(en, de) for en, de, _ in raw[split]] for split in SPLITS}
+    links = {split: [[tuple(link) for link in row[2]] for row in raw[split]] for split in SPLITS}
     if languages == ("de", "en"):
         splits = {split: [(de, en) for en, de in pairs] for split, pairs in splits.items()}
-    return splits, {"source": "embedded", "params": params, "checksum": checksum}
+        links = {
+            split: [[(c, d, a, b) for a, b, c, d in row] for row in rows]
+            for split, rows in links.items()
+        }
+    info = {"source": "embedded", "params": params, "checksum": checksum}
+    return splits, info, links
+
+
+def grouped(items: Sequence, sizes: int | Sequence[int]) -> list[Sequence]:
+    """Consecutive ``items`` in groups of ``sizes`` each (the last may be shorter), or of
+    ``sizes[i]`` for group ``i``, until the items run out."""
+    if isinstance(sizes, int):
+        sizes = itertools.repeat(sizes)
+    groups, start = [], 0
+    for size in sizes:
+        if start >= len(items):
+            break
+        groups.append(items[start : start + size])
+        start += size
+    return groups
 
 
 def documents(pairs: list[Pair], sizes: int | Sequence[int]) -> list[Pair]:
-    """Consecutive sentences joined into examples: of ``sizes`` sentences each (the last
-    may be shorter), or of ``sizes[i]`` sentences for example ``i`` until ``pairs`` run out."""
-    if isinstance(sizes, int):
-        sizes = itertools.repeat(sizes)
-    examples, start = [], 0
-    for size in sizes:
-        if start >= len(pairs):
-            break
-        chunk, start = pairs[start : start + size], start + size
-        examples.append((" ".join(s for s, _ in chunk), " ".join(t for _, t in chunk)))
-    return examples
+    """Consecutive sentences joined into examples (:func:`grouped` by ``sizes``)."""
+    return [
+        (" ".join(s for s, _ in group), " ".join(t for _, t in group))
+        for group in grouped(pairs, sizes)
+    ]
+
+
+def document_links(
+    pairs: list[Pair], links: list[Links], sizes: int | Sequence[int]
+) -> list[Links]:
+    """The word alignments of :func:`documents`: each sentence's spans shifted by where the
+    sentence starts in the joined source and target."""
+    joined = []
+    for group in grouped(list(zip(pairs, links, strict=True)), sizes):
+        shifted: Links = []
+        source_at = target_at = 0
+        for (source, target), sentence in group:
+            shifted += [
+                (a + target_at, b + target_at, c + source_at, d + source_at)
+                for a, b, c, d in sentence
+            ]
+            source_at, target_at = source_at + len(source) + 1, target_at + len(target) + 1
+        joined.append(shifted)
+    return joined
 
 
 def build_translation(options: TranslationOptions) -> Task:
-    splits, info = load_pairs(options.data)
+    splits, info, links = load_aligned_pairs(options.data)
     for split, pairs in splits.items():
         if not pairs:
             raise UserError(f"the {split} split has no sentence pairs")
@@ -209,9 +257,16 @@ def build_translation(options: TranslationOptions) -> Task:
         (text for pair in splits["train"] for text in pair), options.vocab_size, info["checksum"]
     )
     tokenizer = SubwordTokenizer(model_path)
-    examples = {s: documents(p, options.data.document_sizes(s, len(p))) for s, p in splits.items()}
+    sizes = {s: options.data.document_sizes(s, len(p)) for s, p in splits.items()}
+    examples = {s: documents(p, sizes[s]) for s, p in splits.items()}
     encoded = {
-        s: EncodedPairs(ex, tokenizer, options.max_source_tokens, options.max_target_tokens)
+        s: EncodedPairs(
+            ex,
+            tokenizer,
+            options.max_source_tokens,
+            options.max_target_tokens,
+            document_links(splits[s], links[s], sizes[s]) if links else None,
+        )
         for s, ex in examples.items()
     }
     datamodule = options.datamodule(encoded, partial(collate_pairs, pad_id=tokenizer.pad_id))
@@ -235,7 +290,7 @@ def build_translation(options: TranslationOptions) -> Task:
             "targets",
         ),
     ]
-    target_length = max(len(target) for _, target, _ in test)
+    target_length = max(len(target) for _, target, *_ in test)
     return Task(
         datamodule=datamodule,
         tokenizer=tokenizer,
@@ -243,10 +298,11 @@ def build_translation(options: TranslationOptions) -> Task:
         metrics=translation_metrics,
         primary_metric="bleu",
         higher_is_better=True,
-        source_length=max(len(source) for source, _, _ in test),
+        source_length=max(len(source) for source, *_ in test),
         target_length=target_length,
         max_new_tokens=min(target_length + target_length // 4, options.max_target_tokens + 1),
         data_info=info,
+        example_statistics=TRANSLATION_STATISTICS,
         artifacts={"subword.model": model_path},
         data_warnings=warnings,
     )

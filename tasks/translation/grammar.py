@@ -12,9 +12,20 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from functools import partial
 
 from xbench_tasks.translation.lexicon import Adjective, Lexicon, Noun, TimeAdverb, Verb
-from xbench_tasks.translation.phrases import AUXILIARIES, POSSESSIVES, PRONOUNS, NounPhrase
+from xbench_tasks.translation.phrases import (
+    AUXILIARIES,
+    POSSESSIVES,
+    PRONOUNS,
+    Links,
+    NounPhrase,
+    Word,
+    render,
+    word_links,
+    words,
+)
 
 TENSES = ("present", "past", "future", "can", "must", "want")
 TENSE_WEIGHTS = (40, 25, 20, 5, 5, 5)
@@ -43,106 +54,155 @@ class Clause:
     contracted: bool = False  # doesn't, won't, can't
 
     def english(self, time_first: bool = False) -> str:
-        words = [self.time.en] if self.time and time_first else []
-        words += [self.subject.english(), *self._english_verb()]
+        return render(self.english_words(time_first))[0]
+
+    def english_words(self, time_first: bool = False, clause: str = "a") -> list[Word]:
+        """The English clause, each word tagged with what it expresses (``<clause>.<role>``
+        and the noun phrases' parts) so :func:`~phrases.word_links` can align it."""
+        role = partial(_role, clause)
+        time = words(self.time.en, role("time")) if self.time else []
+        out = list(time) if time_first else []
+        out += self.subject.english_words(role("subj")) + self._english_verb(clause)
         if self.verb and self.verb.en_particle:
-            words.append(self.verb.en_particle)
+            out += words(self.verb.en_particle, role("verb"), role("pobj") + ".prep")
         if self.dative and self.accusative:
-            pair = [self.dative.english(), self.accusative.english()]
-            words += [pair[1], "to", pair[0]] if self.to_dative else pair
+            dative = self.dative.english_words(role("dat"))
+            accusative = self.accusative.english_words(role("acc"))
+            to = words("to", role("dat") + ".det")
+            out += accusative + to + dative if self.to_dative else dative + accusative
         else:
-            words += [np.english() for np in (self.dative, self.accusative) if np]
+            for np, name in ((self.dative, "dat"), (self.accusative, "acc")):
+                if np:
+                    out += np.english_words(role(name))
         if self.prepositional:
-            words.append(self.prepositional.english())
+            out += self.prepositional.english_words(role("pobj"))
         if self.adverbial:
             kind, np = self.adverbial
-            words += [ADVERBIAL_PREPOSITIONS[kind][0], np.english()]
+            out += words(ADVERBIAL_PREPOSITIONS[kind][0], role("adv") + ".prep")
+            out += np.english_words(role("adv"))
         if self.predicate:
-            words.append(self.predicate.en)
+            out += words(self.predicate.en, role("pred"))
         if self.time and not time_first:
-            words.append(self.time.en)
-        return " ".join(words)
+            out += time
+        return out
 
-    def _english_verb(self) -> list[str]:
+    def _english_verb(self, clause: str) -> list[Word]:
+        """The verb group: auxiliaries (``aux``: will, can, has to, a past form's tense),
+        negation (``neg``: not, do-support) and the lexical verb (``verb``)."""
+        aux, neg, verb = (_role(clause, name) for name in ("aux", "neg", "verb"))
         agreement, base = self.subject.agreement, self.verb.en if self.verb else "be"
         third = agreement == "3sg"
-        nt = "n't" if self.contracted else " not"
+        negated, contracted = self.negated, self.contracted
+
+        def nt(word: str, *tags: str) -> list[Word]:
+            """``word`` negated: doesn't (one word, both tags) or does not."""
+            if contracted:
+                return words(word + "n't", *tags, neg)
+            return words(word, *tags) + words("not", neg)
+
         if self.tense == "future" and self.going_to:
             be = {"1sg": "am", "3sg": "is"}.get(agreement, "are")
-            return [f"{be}{' not' if self.negated else ''} going to", base]
+            return (
+                words(be, aux) + (words("not", neg) if negated else []) + words("going to", aux)
+            ) + words(base, verb)
         if self.tense == "future":
-            return [("won't" if self.contracted else "will not") if self.negated else "will", base]
+            if not negated:
+                will = words("will", aux)
+            elif contracted:
+                will = words("won't", aux, neg)
+            else:
+                will = words("will", aux) + words("not", neg)
+            return will + words(base, verb)
         if self.verb is None:
             if self.tense == "past":
                 form = "was" if agreement in ("1sg", "3sg") else "were"
             else:
                 form = {"1sg": "am", "3sg": "is"}.get(agreement, "are")
-            return [form + (nt if form != "am" else " not") if self.negated else form]
+            if not negated:
+                return words(form, aux)
+            return words(form, aux) + words("not", neg) if form == "am" else nt(form, aux)
         if self.tense == "can":
-            return [("can't" if self.contracted else "cannot") if self.negated else "can", base]
+            if not negated:
+                return words("can", aux) + words(base, verb)
+            can = "can't" if contracted else "cannot"
+            return words(can, aux, neg) + words(base, verb)
         if self.tense in ("must", "want"):
-            verb = {"must": ("has to", "have to"), "want": ("wants to", "want to")}[self.tense]
-            if self.negated:
-                return [("does" if third else "do") + nt, verb[1], base]
-            return [verb[0] if third else verb[1], base]
-        if self.negated:
-            do = "did" if self.tense == "past" else ("does" if third else "do")
-            return [do + nt, base]
+            forms = {"must": ("has to", "have to"), "want": ("wants to", "want to")}[self.tense]
+            if negated:
+                return nt("does" if third else "do", neg) + words(forms[1], aux) + words(base, verb)
+            return words(forms[0] if third else forms[1], aux) + words(base, verb)
+        if negated:
+            past = self.tense == "past"
+            do = "did" if past else ("does" if third else "do")
+            return nt(do, neg, *([aux] if past else [])) + words(base, verb)
         if self.tense == "past":
-            return [self.verb.en_past]
-        return [self.verb.en_3sg if third else base]
+            return words(self.verb.en_past, verb, aux)
+        return words(self.verb.en_3sg if third else base, verb)
 
     def german(self, order: str, time_first: bool = False) -> str:
         """``order``: main (verb second), inverted (verb first, after a wenn-clause) or sub
         (verb last, after weil/dass/wenn)."""
-        finite, closing = self._german_verb()
-        middle = self._german_middle(skip_time=time_first)
-        subject = self.subject.german("nom")
+        return render(self.german_words(order, time_first))[0]
+
+    def german_words(self, order: str, time_first: bool = False, clause: str = "a") -> list[Word]:
+        """:meth:`german`, tagged as :meth:`english_words` tags the English."""
+        finite, closing = self._german_verb(clause)
+        middle = self._german_middle(time_first, clause)
+        subject = self.subject.german_words("nom", role=_role(clause, "subj"))
         if order == "sub":
             if self.tense == "present" and self.verb and self.verb.de_prefix:
-                return " ".join([subject, *middle, self.verb.de_prefix + finite])
-            return " ".join([subject, *middle, *closing, finite])
+                joined = words(self.verb.de_prefix + finite[0].text, _role(clause, "verb"))
+                return subject + middle + joined
+            return subject + middle + closing + finite
         if order == "inverted":
-            return " ".join([finite, subject, *middle, *closing])
+            return finite + subject + middle + closing
         if time_first:
-            return " ".join([self.time.de, finite, subject, *middle, *closing])
-        return " ".join([subject, finite, *middle, *closing])
+            return words(self.time.de, _role(clause, "time")) + finite + subject + middle + closing
+        return subject + finite + middle + closing
 
-    def _german_verb(self) -> tuple[str, list[str]]:
+    def _german_verb(self, clause: str) -> tuple[list[Word], list[Word]]:
         """The finite verb and what closes the clause (prefix, participle, infinitive)."""
         person, verb = self.subject.person, self.verb
+        aux, lexical = _role(clause, "aux"), _role(clause, "verb")
         if verb is None:
             if self.tense == "future":
-                return AUXILIARIES["werden"][person], ["sein"]
-            return AUXILIARIES["war" if self.tense == "past" else "sein"][person], []
+                return words(AUXILIARIES["werden"][person], aux), words("sein", lexical)
+            return words(AUXILIARIES["war" if self.tense == "past" else "sein"][person], aux), []
         if self.tense == "past":
-            return AUXILIARIES[verb.de_auxiliary][person], [verb.de_participle]
+            finite = words(AUXILIARIES[verb.de_auxiliary][person], aux)
+            return finite, words(verb.de_participle, lexical)
         if self.tense in ("future", "can", "must", "want"):
             auxiliary = "werden" if self.tense == "future" else self.tense
-            return AUXILIARIES[auxiliary][person], [verb.de_infinitive]
+            return words(AUXILIARIES[auxiliary][person], aux), words(verb.de_infinitive, lexical)
         finite = verb.de_present[person] if person < 3 else verb.de_root
-        return finite, [verb.de_prefix] if verb.de_prefix else []
+        return words(finite, lexical), words(verb.de_prefix, lexical) if verb.de_prefix else []
 
-    def _german_middle(self, skip_time: bool) -> list[str]:
+    def _german_middle(self, skip_time: bool, clause: str) -> list[Word]:
         """Time, dative, accusative, nicht, prepositional object, adverbial, predicate."""
-        words = [self.time.de] if self.time and not skip_time else []
+        role = partial(_role, clause)
+        out = words(self.time.de, role("time")) if self.time and not skip_time else []
         negate = self.negated
-        for np, case in ((self.dative, "dat"), (self.accusative, "acc")):
+        for np, case, name in ((self.dative, "dat", "dat"), (self.accusative, "acc", "acc")):
             if np:
                 kein = negate and np.indefinite
-                words.append(np.german(case, negative=kein))
+                out += np.german_words(case, negative=kein, role=role(name), negation=role("neg"))
                 negate = negate and not kein
         if negate:
-            words.append("nicht")
+            out += words("nicht", role("neg"))
         if self.prepositional:
             preposition, case = self.verb.frame.split(":")
-            words.append(self.prepositional.german(case, preposition=preposition))
+            out += self.prepositional.german_words(case, preposition=preposition, role=role("pobj"))
         if self.adverbial:
             kind, np = self.adverbial
-            words.append(np.german("dat", preposition=ADVERBIAL_PREPOSITIONS[kind][1]))
+            preposition = ADVERBIAL_PREPOSITIONS[kind][1]
+            out += np.german_words("dat", preposition=preposition, role=role("adv"))
         if self.predicate:
-            words.append(self.predicate.de)
-        return words
+            out += words(self.predicate.de, role("pred"))
+        return out
+
+
+def _role(clause: str, name: str) -> str:
+    return f"{clause}.{name}"
 
 
 class SentenceGenerator:
@@ -167,19 +227,22 @@ class SentenceGenerator:
 
     def sentence(self, rng: random.Random) -> tuple[str, str]:
         """An (English, German) pair: a main clause, or one joined to a subordinate clause."""
+        english, german, _ = self.aligned_sentence(rng)
+        return english, german
+
+    def aligned_sentence(self, rng: random.Random) -> tuple[str, str, Links]:
+        """:meth:`sentence` with its word alignment (:func:`aligned_pair`)."""
         kind = rng.choices(("main", "because", "that", "if"), (50, 20, 15, 15))[0]
         if kind == "main":
             clause = self.clause(rng)
-            return sentence_pair(
-                "main", clause, time_first=bool(clause.time) and rng.random() < 0.5
-            )
+            return aligned_pair("main", clause, time_first=bool(clause.time) and rng.random() < 0.5)
         if kind == "that":
             speaker = self.noun_phrase(rng, "p", subject=True)
             first = Clause(speaker, rng.choice(self.that_verbs), "present")
         else:
             first = self.clause(rng)
             kind = rng.choice(("if", "when")) if kind == "if" else kind
-        return sentence_pair(kind, first, self.clause(rng))
+        return aligned_pair(kind, first, self.clause(rng))
 
     def clause(self, rng: random.Random) -> Clause:
         tense = rng.choices(TENSES, TENSE_WEIGHTS)[0]
@@ -266,16 +329,40 @@ def sentence_pair(
     (``first`` + weil ``second``), that (``first`` says/knows … dass ``second``), if / when
     (wenn ``first``, then ``second`` with its verb first).
     """
+    english, german = sentence_words(kind, first, second, time_first)
+    return render(english)[0], render(german)[0]
+
+
+def aligned_pair(
+    kind: str, first: Clause, second: Clause | None = None, time_first: bool = False
+) -> tuple[str, str, Links]:
+    """:func:`sentence_pair` and its word alignment: ``(German start, end, English start,
+    end)`` character spans of each pair of words that express the same thing."""
+    english, german = sentence_words(kind, first, second, time_first)
+    return render(english)[0], render(german)[0], word_links(english, german)
+
+
+def sentence_words(
+    kind: str, first: Clause, second: Clause | None = None, time_first: bool = False
+) -> tuple[list[Word], list[Word]]:
+    """The tagged words of :func:`sentence_pair`'s English and German sentences."""
     if kind == "main":
-        en, de = first.english(time_first), first.german("main", time_first)
+        en = first.english_words(time_first)
+        de = first.german_words("main", time_first)
     elif kind in ("because", "that"):
-        en = f"{first.english()} {kind} {second.english()}"
-        de = f"{first.german('main')}, {SUBORDINATORS[kind]} {second.german('sub')}"
+        en = first.english_words() + words(kind, "sub") + second.english_words(clause="b")
+        de = first.german_words("main") + [Word(",", frozenset({"de.comma"}), glued=True)]
+        de += words(SUBORDINATORS[kind], "sub") + second.german_words("sub", clause="b")
     else:
-        en = f"{kind} {first.english()}, {second.english()}"
-        de = f"wenn {first.german('sub')}, {second.german('inverted')}"
+        comma = Word(",", frozenset({"comma"}), glued=True)
+        en = words(kind, "sub") + first.english_words() + [comma]
+        en += second.english_words(clause="b")
+        de = words("wenn", "sub") + first.german_words("sub") + [comma]
+        de += second.german_words("inverted", clause="b")
     return _capitalised(en), _capitalised(de)
 
 
-def _capitalised(text: str) -> str:
-    return text[0].upper() + text[1:] + "."
+def _capitalised(sentence: list[Word]) -> list[Word]:
+    first = sentence[0]
+    head = Word(first.text[0].upper() + first.text[1:], first.tags, first.glued)
+    return [head, *sentence[1:], Word(".", frozenset({"end"}), glued=True)]

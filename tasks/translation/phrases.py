@@ -8,6 +8,7 @@ article (in dem → im). These tables are the textbook paradigms.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -82,6 +83,51 @@ def number_words(value: int, lang: str) -> str:
     return num2words(value, lang=lang)
 
 
+#: A word alignment: ``(target start, end, source start, end)`` character spans of each
+#: pair of aligned words (German first for the embedded English → German pairs).
+Links = list[tuple[int, int, int, int]]
+
+
+@dataclass(frozen=True)
+class Word:
+    """One rendered word and what it expresses: a word aligns with every word of the other
+    language that shares a tag (``subj.noun``, ``a.verb``: role and part, set by the
+    grammar). ``glued``: no space before it (punctuation)."""
+
+    text: str
+    tags: frozenset[str]
+    glued: bool = False
+
+
+def words(text: str, *tags: str) -> list[Word]:
+    """``text`` split at spaces, every word with ``tags`` (multi-word forms: is going to)."""
+    return [Word(part, frozenset(tags)) for part in text.split()]
+
+
+def render(sentence: Sequence[Word]) -> tuple[str, list[tuple[int, int]]]:
+    """The words as text, and each word's [start, end) character span in it."""
+    text, spans = "", []
+    for word in sentence:
+        if text and not word.glued:
+            text += " "
+        spans.append((len(text), len(text) + len(word.text)))
+        text += word.text
+    return text, spans
+
+
+def word_links(source: Sequence[Word], target: Sequence[Word]) -> list[tuple[int, int, int, int]]:
+    """``(target start, end, source start, end)`` character spans of every pair of words
+    that share a tag, in the texts :func:`render` gives (target word first)."""
+    _, source_spans = render(source)
+    _, target_spans = render(target)
+    return [
+        (*target_span, *source_span)
+        for t, target_span in zip(target, target_spans, strict=True)
+        for s, source_span in zip(source, source_spans, strict=True)
+        if t.tags & s.tags
+    ]
+
+
 @dataclass(frozen=True)
 class NounPhrase:
     """A pronoun, a name, or determiner + optional adjective + noun.
@@ -118,42 +164,58 @@ class NounPhrase:
         return self.determiner in ("a", "bare")
 
     def english(self) -> str:
-        if self.pronoun:
-            return self.pronoun
-        if self.name:
-            return self.name
+        return render(self.english_words())[0]
+
+    def english_words(self, role: str = "np") -> list[Word]:
+        """The English phrase, tagged ``<role>.det`` / ``.adj`` / ``.noun`` (``.head`` for a
+        pronoun or name)."""
+        if self.pronoun or self.name:
+            return words(self.pronoun or self.name, f"{role}.head")
         noun = self.noun.en_plural if self.plural else self.noun.en
-        words = [self.adjective.en, noun] if self.adjective else [noun]
-        if self.determiner == "a":
-            return " ".join(["an" if words[0][0] in "aeiou" else "a", *words])
-        if self.determiner == "this":
-            return " ".join(["these" if self.plural else "this", *words])
-        if self.determiner == "number":
-            return " ".join([number_words(self.count, "en"), *words])
-        if self.determiner == "bare":
-            return " ".join(words)
-        return " ".join([self.determiner, *words])
+        tail = words(self.adjective.en, f"{role}.adj") if self.adjective else []
+        tail += words(noun, f"{role}.noun")
+        first = tail[0].text
+        determiner = {
+            "a": "an" if first[0] in "aeiou" else "a",
+            "this": "these" if self.plural else "this",
+            "number": number_words(self.count, "en"),
+            "bare": "",
+        }.get(self.determiner, self.determiner)
+        return words(determiner, f"{role}.det") + tail
 
     def german(self, case: str, negative: bool = False, preposition: str | None = None) -> str:
         """The phrase in ``case`` (nom | acc | dat), after ``preposition`` if given.
 
         ``negative`` turns an indefinite article into kein (kein Hund, keine Äpfel).
         """
+        return render(self.german_words(case, negative, preposition))[0]
+
+    def german_words(
+        self,
+        case: str,
+        negative: bool = False,
+        preposition: str | None = None,
+        role: str = "np",
+        negation: str = "neg",
+    ) -> list[Word]:
+        """:meth:`german`, tagged as :meth:`english_words` does (``<role>.prep`` for the
+        preposition; a contraction im = in + dem carries both tags, kein ``negation`` too)."""
+        prep = words(preposition, f"{role}.prep") if preposition else []
         if self.pronoun or self.name:
-            words = [PRONOUNS[self.pronoun][0] if self.pronoun else self.name]
-            return " ".join([preposition, *words] if preposition else words)
+            head = PRONOUNS[self.pronoun][0] if self.pronoun else self.name
+            return prep + words(head, f"{role}.head")
         slot = "pl" if self.plural else self.noun.gender
         article, endings = self._german_article(case, slot, negative)
-        words = [article] if article else []
+        det_tags = (f"{role}.det", negation) if negative and article else (f"{role}.det",)
+        front = words(article, *det_tags) if article else []
         if preposition and article and (preposition, article) in CONTRACTIONS:
-            words = [CONTRACTIONS[preposition, article]]
-        elif preposition:
-            words = [preposition, *words]
+            front = words(CONTRACTIONS[preposition, article], f"{role}.prep", *det_tags)
+        else:
+            front = prep + front
         if self.adjective:
             ending = STRONG_PLURAL[case] if endings is None else endings[case][slot]
-            words.append(self.adjective.de_stem + ending)
-        words.append(self._german_noun(case))
-        return " ".join(words)
+            front += words(self.adjective.de_stem + ending, f"{role}.adj")
+        return front + words(self._german_noun(case), f"{role}.noun")
 
     def _german_article(self, case: str, slot: str, negative: bool):
         """(article or None, adjective ending table or None for strong endings)."""

@@ -37,6 +37,28 @@ class SubwordTokenizer:
     def encode_all(self, texts: Sequence[str]) -> list[list[int]]:
         return self.processor.encode(list(texts))
 
+    def piece_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]] | None]:
+        """Each text's pieces as [start, end) character spans of the text (a piece's
+        leading word marker excluded; a bare marker covers the character after it), in
+        :meth:`encode_all` order; None for a text that normalisation changed, whose pieces
+        no longer spell it."""
+        spans: list[list[tuple[int, int]] | None] = []
+        for text, pieces in zip(
+            texts, self.processor.encode(list(texts), out_type=str), strict=True
+        ):
+            surface = [piece.replace("\u2581", " ") for piece in pieces]
+            if "".join(surface) != " " + text:
+                spans.append(None)
+                continue
+            row, end = [], -1  # offsets in the text, after the dummy leading space
+            for piece in surface:
+                start, end = end, end + len(piece)
+                bare = piece.lstrip(" ")
+                start = end - len(bare) if bare else end
+                row.append((start, max(end, start + 1)))
+            spans.append(row)
+        return spans
+
     def decode(self, ids: Sequence[int]) -> str:
         """Detokenised text up to the first EOS."""
         pieces = []

@@ -12,7 +12,7 @@ from helpers import SMALL_QA, composed_config
 
 import xbench
 from xbench.api.errors import PluginError
-from xbench.api.task import MODALITIES, Modality, TaskSpec
+from xbench.api.task import MODALITIES, ExampleStatistics, Modality, TaskSpec
 from xbench.registry import load_registry
 from xbench.run.plan import plan_run
 from xbench.run.runner import execute
@@ -41,6 +41,14 @@ def test_a_built_in_task_passes(qa_task):
         ({"target_length": 2.5}, "target_length must be an int >= 1, got 2.5"),
         ({"data_info": {"size": math.nan}}, "data_info must be JSON"),
         ({"data_info": {"path": object()}}, "data_info must be JSON"),
+        (
+            {"example_statistics": ExampleStatistics(formula="median", compute=lambda p, r: [])},
+            "example_statistics.formula 'median' is not one of mean, ratio, bleu, chrf",
+        ),
+        (
+            {"example_statistics": ExampleStatistics(formula="mean", compute=lambda p, r: [])},
+            "example_statistics.compute gave 0 rows for 1 example",
+        ),
     ],
 )
 def test_a_task_breaking_the_contract_is_one_line_naming_it(qa_task, change, message):

@@ -36,7 +36,7 @@ def test_default_config_holds_the_dataclass_defaults():
         assert _settings_of(config[name]) == dataclasses.asdict(cls()), name
     assert config["model"]["name"] == "tiny"
     plan = plan_run(config, get_registry())
-    assert (plan.model, plan.optim, plan.heatmaps, plan.measure) == tuple(
+    assert (plan.model, plan.optim, plan.heatmaps, plan.measure, plan.eval) == tuple(
         cls() for cls in RUN_SETTINGS.values()
     )
 

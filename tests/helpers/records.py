@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from xbench.measure.types import AttentionShape, Latency, Measurement, Memory
+from xbench.records.examples import ExampleScores
 from xbench.records.result import (
     PHASES,
     BackendInfo,
@@ -132,3 +133,27 @@ def not_measured(
         **{name: Measurement(shape=SHAPES[name], status=status, reason=reason) for name in PHASES}
     )
     return result
+
+
+def with_examples(
+    result: RunResult,
+    folder: Path,
+    statistics: list[list[float]],
+    formula: str = "mean",
+    references: list[list[str]] | None = None,
+) -> tuple[Path, RunResult]:
+    """``result`` written into ``folder`` with a per-example sidecar of ``statistics``
+    (references ``answer <i>`` unless given: they make the example ids), as
+    ``find_results`` yields it; ``quality.primary`` becomes the sidecar's figure."""
+    references = references or [[f"answer {i}"] for i in range(len(statistics))]
+    scores = ExampleScores.build(
+        result.quality.primary_metric or "f1",
+        formula,
+        ["prediction"] * len(statistics),
+        references,
+        statistics,
+    )
+    result.quality.examples_file = scores.write(folder).name
+    result.quality.test_examples = len(statistics)
+    result.quality.primary = scores.value
+    return result.write(folder), result

@@ -21,7 +21,8 @@ class OutOfMemoryWhenTimed(NaiveAttention):
     """Naive attention in training steps (training mode), in Lightning's validation
     (no_grad), the heatmaps at the end of training and the test (inference mode: only the
     test loop uses it). A call in eval mode outside inference mode after the test is a
-    measurement after training, and there it runs out of memory."""
+    measurement after training (the fidelity pass, the phases), and there it runs out of
+    memory."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -74,10 +75,14 @@ def test_an_oom_while_timing_keeps_the_run_ok_with_its_quality(tmp_path):
     assert result.status == "ok", result.error
     assert sum(b.calls["train"] for b in built) > 0  # trained and evaluated through it
     assert sum(b.calls["eval"] for b in built) > 0
-    # each phase's cold call, in eval mode (a call in training mode counts as training)
-    assert sum(b.calls["timed"] for b in built) == 3
+    # the fidelity pass over the test set, then each phase's cold call, in eval mode (a
+    # call in training mode counts as training)
+    assert sum(b.calls["timed"] for b in built) == 4
     stored = RunResult.load(tmp_path / "result.json")
     assert stored.status == "ok" and stored.error is None
+    assert stored.fidelity.note == (
+        "not measured: OutOfMemoryError: CUDA out of memory. Tried to allocate 64.00 GiB"
+    )
     assert set(stored.quality.metrics) == {"exact_match", "f1"}
     assert 0.0 <= stored.quality.primary <= 1.0
     phases = stored.efficiency.cross_attention

@@ -14,6 +14,7 @@ from helpers import SMALL_QA, composed_config
 
 from xbench import __version__
 from xbench.api.errors import UserError
+from xbench.records.examples import EXAMPLES_FILE, ExampleScores
 from xbench.records.result import (
     BackendInfo,
     ModelInfo,
@@ -96,6 +97,19 @@ def test_finds_the_finished_record_anywhere_under_the_output_root(tmp_path):
     assert not (tmp_path / "cache").exists(), "nothing was built to decide"
     reused = reuse((path, found), tmp_path / "runs" / "new-sweep" / "cell")
     assert RunResult.load(tmp_path / "runs" / "new-sweep" / "cell" / "result.json") == reused
+
+
+def test_the_per_example_sidecar_travels_with_a_reused_record(tmp_path):
+    plan = planned()
+    old = tmp_path / "runs" / "old-sweep" / "cell"
+    scores = ExampleScores.build("f1", "mean", ["a", "b"], [["a"], ["c"]], [[1.0], [0.0]])
+    record = record_of(plan)
+    record.quality.examples_file = scores.write(old).name
+    record.write(old)
+
+    reuse(finished_record(plan, tmp_path / "runs"), tmp_path / "new")
+
+    assert ExampleScores.load(tmp_path / "new" / EXAMPLES_FILE) == scores
 
 
 @pytest.mark.parametrize(

@@ -241,12 +241,12 @@ def _image(height, width, seed):
 def test_padding_mask_and_packing_of_mixed_sizes():
     frontend = PatchFrontend(8, patch=4)
     small, large = _image(8, 12, 0).byte(), _image(16, 18, 1).byte()  # grids 2×3 and 4×5
-    batch = collate([(small, [1], ["a"]), (large, [1], ["b"])], pad_id=0)["source"]
+    batch = collate([(small, [1], ["a"], None), (large, [1], ["b"], None)], pad_id=0)["source"]
     x, mask = frontend(batch)
     assert x.shape[1] == 20
     assert mask[0].tolist() == [True] * 6 + [False] * 14 and mask[1].all()
     assert (x[0, 6:] == 0).all()
-    alone, alone_mask = frontend(collate([(small, [1], ["a"])], pad_id=0)["source"])
+    alone, alone_mask = frontend(collate([(small, [1], ["a"], None)], pad_id=0)["source"])
     assert alone_mask.all() and torch.allclose(alone[0], x[0, :6], atol=1e-6)
 
 
@@ -254,7 +254,7 @@ def test_patch_position_names_the_patch_an_encoder_position_holds():
     frontend = PatchFrontend(8, patch=4)
     image = _image(10, 13, 2).byte()  # 3 × 4 patches, the last row and column partial
     assert patch_grid(10, 13, 4) == (3, 4)
-    x, mask = frontend(collate([(image, [1], ["a"])], pad_id=0)["source"])
+    x, mask = frontend(collate([(image, [1], ["a"], None)], pad_id=0)["source"])
     padded = torch.zeros(3, 12, 16)
     padded[:, :10, :13] = image.float()
     codes = positions_2d(3, 4, 8)
@@ -269,7 +269,7 @@ def test_patch_position_names_the_patch_an_encoder_position_holds():
 
 def test_source_image_gives_each_picture_unpadded_with_the_grid_of_its_positions():
     small, large = _image(8, 12, 5).byte(), _image(16, 18, 6).byte()
-    source = collate([(small, [1], ["a"]), (large, [1], ["b"])], pad_id=0)["source"]
+    source = collate([(small, [1], ["a"], None), (large, [1], ["b"], None)], pad_id=0)["source"]
     _, mask = PatchFrontend(8, patch=4)(source)
     for i, image in enumerate((small, large)):
         picture, (rows, cols) = source_image(source, i, patch=4)
@@ -287,8 +287,10 @@ def test_a_small_images_encoder_outputs_do_not_change_in_a_padded_batch():
     config = ModelSettings(d_model=16, heads=2, encoder_layers=2, decoder_layers=1, ffn_dim=32)
     model = EncoderDecoder(config, 10, 0, lambda d, e: PatchFrontend(d, 4), NaiveAttention)
     small, large = _image(8, 10, 3).byte(), _image(20, 16, 4).byte()
-    batched, mask = model.encode(collate([(small, [1], ["a"]), (large, [1], ["b"])], 0)["source"])
-    alone, _ = model.encode(collate([(small, [1], ["a"])], 0)["source"])
+    batched, mask = model.encode(
+        collate([(small, [1], ["a"], None), (large, [1], ["b"], None)], 0)["source"]
+    )
+    alone, _ = model.encode(collate([(small, [1], ["a"], None)], 0)["source"])
     real = alone[0].keys
     assert real == 6 and mask[0].sum() == real and mask[1].all()
     for batched_kv, alone_kv in ((batched[0].k, alone[0].k), (batched[0].v, alone[0].v)):

@@ -100,11 +100,14 @@ def _first_qa(doc: dict) -> dict:
 def test_good_file_loads_every_question_with_exact_fields(tmp_path: Path) -> None:
     examples = load_squad_json(_write(tmp_path, _good_doc()))
 
-    assert examples == [
-        QAExample("q1", CTX_1, "Which way does the Nile flow?", ("north", "north through Egypt")),
-        QAExample("q2", CTX_1, "Where does the Nile end?", ("the Mediterranean Sea",)),
-        QAExample("q3", CTX_2, "What is the capital of France?", ("Paris",)),
-        QAExample("q4", CTX_3, "How tall is Everest?", ("8,849 metres", "8,849")),
+    north, sea = CTX_1.index("north"), CTX_1.index("the Mediterranean Sea")
+    assert examples == [  # answer_start: the first answer's offset, as the file gives it
+        QAExample(
+            "q1", CTX_1, "Which way does the Nile flow?", ("north", "north through Egypt"), north
+        ),
+        QAExample("q2", CTX_1, "Where does the Nile end?", ("the Mediterranean Sea",), sea),
+        QAExample("q3", CTX_2, "What is the capital of France?", ("Paris",), 0),
+        QAExample("q4", CTX_3, "How tall is Everest?", ("8,849 metres", "8,849"), 17),
     ]
     assert all(isinstance(e.answers, tuple) for e in examples)
 
@@ -259,9 +262,9 @@ def _rows() -> list[dict]:
 
 
 def test_rows_to_examples_flat_rows() -> None:
-    assert rows_to_examples(_rows()) == [
-        QAExample("r1", CTX_2, "What is the capital of France?", ("Paris", "France")),
-        QAExample("r2", CTX_3, "How tall is Everest?", ("8,849 metres",)),
+    assert rows_to_examples(_rows()) == [  # answer_start: the first answer's offset
+        QAExample("r1", CTX_2, "What is the capital of France?", ("Paris", "France"), 0),
+        QAExample("r2", CTX_3, "How tall is Everest?", ("8,849 metres",), 17),
     ]
 
 

@@ -75,8 +75,10 @@ def test_corpus_is_cached_and_a_corrupt_cache_is_rebuilt(tmp_path):
     again, checksum_again = load_corpus(TINY)
     assert checksum_again == checksum
     for split in first:
-        for (a, text_a), (b, text_b) in zip(first[split], again[split], strict=True):
-            assert text_a == text_b and np.array_equal(a, b)
+        for (a, text_a, words_a), (b, text_b, words_b) in zip(
+            first[split], again[split], strict=True
+        ):
+            assert text_a == text_b and np.array_equal(a, b) and np.array_equal(words_a, words_b)
 
 
 def test_log_mel_is_normalised_per_utterance():

@@ -461,8 +461,9 @@ def test_real_files_build_a_task_with_a_subword_model(tmp_path):
     assert task.primary_metric == "bleu" and task.higher_is_better
     assert task.artifacts["subword.model"].exists()
     assert task.data_info["checksum"] and task.data_info["sizes"]["test"] == 12
-    source, target, references = task.datamodule.splits["test"][0]
+    source, target, references, links = task.datamodule.splits["test"][0]
     assert task.tokenizer.decode(target[1:]) == references[0]
+    assert links is None  # real files carry no word alignment
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ from helpers.records import load, not_measured, record
 from rich.console import Console
 
 from xbench.measure.types import Flops
-from xbench.records.result import PHASES, RunResult
+from xbench.records.result import PHASES, Fidelity, LayerFidelity, RunResult, SparsityProfile
 from xbench.views.run_summary import print_summary
 
 V1_QA = Path(__file__).parents[1] / "records" / "fixtures" / "result_v1_qa.json"
@@ -31,7 +31,7 @@ def test_a_finished_run_shows_its_quality_steps_and_shares():
     flash = record(backend="flash", latency=2.0, decode=0.05, step_ms=100.0, tokens=640.0)
     (cells,) = cells_of(shown([flash]), "flash", "qa", "ok")
     assert cells[:5] == ["flash", "qa", "ok", "f1 ↑ 0.500", "f1=0.500"]
-    assert cells[5:] == ["100.0", "4%", "5.00", "0.50", "20%", "640", "-"]
+    assert cells[5:] == ["100.0", "4%", "5.00", "0.50", "20%", "640", "-", "-"]
 
 
 def test_each_phase_shows_its_shape_latency_memory_and_roof():
@@ -62,7 +62,7 @@ def test_an_older_record_shows_its_one_forward_as_prefill_with_the_note():
     assert not cells_of(text, "flash × qa", " train ") and not cells_of(text, " decode ")
     assert "flash × qa: older record (schema 2 or before)" in text
     (cells,) = cells_of(text, "flash", "ok", "f1 ↑")
-    assert cells[5:] == ["52.0", "-", "-", "-", "-", "6525", "647.8 MiB"]
+    assert cells[5:] == ["52.0", "-", "-", "-", "-", "6525", "647.8 MiB", "-"]
 
 
 def test_a_finished_run_whose_cross_attention_was_not_measured_says_why():
@@ -80,7 +80,7 @@ def test_a_failed_run_shows_dashes_and_its_first_error_line():
     failed = record(backend="naive", status="oom", error="CUDA out of memory\nTraceback ...")
     text = shown([failed])
     (cells,) = cells_of(text, "naive")
-    assert cells[2:] == ["oom", "-", "", "-", "-", "-", "-", "-", "-", "-"]
+    assert cells[2:] == ["oom", "-", "", "-", "-", "-", "-", "-", "-", "-", "-"]
     assert "naive × qa: oom CUDA out of memory" in text.splitlines()
     assert "Traceback" not in text and "cross-attention phases" not in text
 
@@ -100,3 +100,36 @@ def test_a_run_measured_under_contention_says_when_and_how_loaded():
         " (2 threads): CPU figures read slower than on an idle machine"
     ) in lines
     assert sum("(loaded)" in line for line in lines) == 1, "the idle run and measurement: none"
+
+
+def test_a_run_with_fidelity_shows_it_in_the_table_and_a_line():
+    flash = record(backend="flash")
+    flash.fidelity = Fidelity(
+        layer=1,
+        aligned_tokens=40,
+        mass_on_truth=0.812,
+        uniform_mass=0.02,
+        aer=0.25,
+        sparsity=SparsityProfile(
+            tokens=50,
+            real_keys=49.0,
+            keys_50=1.0,
+            keys_90=4.0,
+            keys_99=12.0,
+            fraction_50=0.02,
+            fraction_90=0.08,
+            fraction_99=0.24,
+            entropy=0.9,
+            entropy_normalised=0.23,
+        ),
+        layers=[LayerFidelity(layer=n, mass_on_truth=m) for n, m in enumerate((0.3, 0.812))],
+        seconds=1.5,
+    )
+    text = shown([flash])
+    (cells,) = cells_of(text, "flash", "qa", "ok")
+    assert cells[-1] == "0.812"
+    assert (
+        "attention on the true positions 0.812 (last layer; layers 0.300 / 0.812; uniform 0.020;"
+        in " ".join(text.split())
+    )
+    assert "50 / 90 / 99 % of a token's attention in 1 / 4 / 12 keys" in " ".join(text.split())

@@ -9,13 +9,30 @@ encoder inputs, a target tokenizer and its metrics. Batches are dicts with:
 - ``"references"``: list (B) of lists of reference strings the metrics compare against;
 - ``"prompt"`` (optional): LongTensor (B, P), left-padded decoder tokens that condition the
   target without being predicted (QA's question). Keeping the question on the decoder side
-  makes the decoder's queries carry it, so only cross-attention can find the answer.
+  makes the decoder's queries carry it, so only cross-attention can find the answer;
+- ``"alignment"`` (optional): BoolTensor (B, T, Nk), where the answer is. Row t is the
+  predicted token ``target[:, 1 + t]`` (T as in ``target[:, 1:]``), column j the encoder
+  position j *after the frontend* (downsampling included, so Nk is the cross-attention's
+  key count); True where that token depends on that source position (several per row for
+  one-to-many, the same column in several rows for many-to-one). An all-False row is
+  unknown and left out; padded rows and columns must be False. The runner scores the
+  backend's attention against it on the test set (``RunResult.fidelity``:
+  :mod:`xbench.run.fidelity`) and heatmaps mark it. Build it in the collate function from
+  the example's token spans (``xbench.taskkit.data.alignment_matrix``); a batch without
+  the key (real data that does not say) gets no fidelity figure.
 
 Task options. The runner reads none of a task's option names: it validates the whole
 ``task.*`` config node against ``TaskSpec.options`` and hands the instance to ``build``.
 ``name`` is reserved (it selects the node, ``task=NAME``). String options whose value is
 an existing local path (it contains ``/`` or has a suffix) are hashed into the run's
 revision, so ``resume`` notices when such a file changes.
+
+Per-example statistics. A task that sets ``Task.example_statistics`` lets the run keep
+every test example's prediction, references and the statistics its primary metric adds up
+(the record's ``examples.json``), so the leaderboard can compare two backends on the same
+examples with a paired bootstrap, recomputing the metric from the statistics alone through
+one of the core's :data:`CORPUS_FORMULAS` (it never imports task code). A task without it
+still runs and ranks; its rows show no interval.
 
 ``examples/xbench-reverse`` is a complete task plugin built on this contract.
 """
@@ -48,6 +65,37 @@ MODALITIES: Mapping[str, str] = {
     "image": "heatmap columns are patch numbers; axis 'image patch' (overlays on the picture "
     "come from Task.source_image, whatever the modality)",
 }
+
+
+#: How a primary metric is rebuilt from per-example statistics: the examples' statistics
+#: are summed column by column, then (``n`` = the number of examples):
+CORPUS_FORMULAS: Mapping[str, str] = {
+    "mean": "one statistic per example, the metric is its mean (Σ v / n): QA's F1, CIDEr-D "
+    "with the document frequencies of the whole test set",
+    "ratio": "two statistics, numerator and denominator, the metric is Σ num / Σ den: WER "
+    "(edit operations, reference words)",
+    "bleu": "sacreBLEU BLEU's segment statistics (sacrebleu.metrics.BLEU, 4-grams, no "
+    "smoothing, as torchmetrics' SacreBLEUScore), the score on sacreBLEU's 0-100 scale",
+    "chrf": "sacreBLEU chrF's segment statistics (sacrebleu.metrics.CHRF, character 6-grams, "
+    "no word n-grams, beta 2), the score on sacreBLEU's 0-100 scale",
+}
+CorpusFormula = Literal["mean", "ratio", "bleu", "chrf"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExampleStatistics:
+    """How a task's primary metric decomposes over its test examples.
+
+    - ``formula``: one of :data:`CORPUS_FORMULAS`; applied to the summed statistics of all
+      test examples it must give the task's ``primary_metric``.
+    - ``compute(predictions, references)``: called once on the whole test split (decoded
+      strings and lists of reference strings, in test order), returns one row of numbers
+      per example. It sees the whole split because some statistics need it (CIDEr-D's
+      document frequencies).
+    """
+
+    formula: CorpusFormula
+    compute: Callable[[Sequence[str], Sequence[Sequence[str]]], Sequence[Sequence[float]]]
 
 
 class Tokenizer(Protocol):
@@ -117,6 +165,9 @@ class Task:
     - ``source_image(source, i)`` (image tasks, optional) returns example ``i`` of a batch's
       source as an H×W×3 uint8 image with its (rows, cols) patch grid, for attention
       overlays; None when it has no picture.
+    - ``example_statistics`` (optional): how the primary metric decomposes over test
+      examples (:class:`ExampleStatistics`); without it the run keeps no per-example
+      statistics and the leaderboard shows no interval for its rows.
     """
 
     datamodule: L.LightningDataModule
@@ -132,6 +183,7 @@ class Task:
     artifacts: dict[str, Path] = field(default_factory=dict)
     source_image: Callable[[Any, int], tuple[np.ndarray, tuple[int, int]] | None] | None = None
     data_warnings: list[str] = field(default_factory=list)
+    example_statistics: ExampleStatistics | None = None
 
     @property
     def decoding_budget(self) -> int:
@@ -151,6 +203,8 @@ class Task:
             value = getattr(self, length)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise PluginError(f"task {name!r}: {length} must be an int >= 1, got {value!r}")
+        if self.example_statistics is not None:
+            _check_statistics(name, self.example_statistics)
         try:
             json.dumps(self.data_info, allow_nan=False)
         except (TypeError, ValueError) as error:
@@ -158,6 +212,19 @@ class Task:
 
 
 _PROBE_TEXT = "a small test sentence"
+
+
+def _check_statistics(name: str, statistics: ExampleStatistics) -> None:
+    if statistics.formula not in CORPUS_FORMULAS:
+        raise PluginError(
+            f"task {name!r}: example_statistics.formula {statistics.formula!r} is not one of "
+            f"{', '.join(CORPUS_FORMULAS)}"
+        )
+    rows = statistics.compute([_PROBE_TEXT], [[_PROBE_TEXT]])
+    if len(rows) != 1:
+        raise PluginError(
+            f"task {name!r}: example_statistics.compute gave {len(rows)} rows for 1 example"
+        )
 
 
 def _metric_names(collection: MetricCollection) -> list[str]:

@@ -77,6 +77,26 @@ class MeasureSettings:
 
 
 @dataclass
+class EvalSettings:
+    """The ``eval`` node: evaluate a model trained with another backend (swap-in).
+
+    With ``trained_with`` set, the run trains (once, cached by the training config's hash
+    under ``<output_root>/checkpoints/``) or loads a model whose cross-attention is that
+    backend, puts this run's backend in its place, optionally fine-tunes it, then tests
+    and measures it as usual.
+    """
+
+    trained_with: str | None = option(
+        None,
+        help="backend (with its default options) the weights are trained with; null: train "
+        "with this run's backend",
+    )
+    finetune_steps: int = option(
+        0, help="steps that adapt the swapped-in model before testing", min=0
+    )
+
+
+@dataclass
 class TrainerSettings:
     """The ``trainer`` node: the ``lightning.Trainer`` keywords xbench sets (presets:
     ``trainer=cpu|gpu|debug``). Any other Trainer keyword may be added (``+trainer.KEY=``);
@@ -133,6 +153,7 @@ RUN_SETTINGS = {
     "optim": OptimSettings,
     "heatmaps": HeatmapSettings,
     "measure": MeasureSettings,
+    "eval": EvalSettings,
 }
 # Nodes the trainer presets build on (``configs/trainer/cpu.yaml``), not the primary config.
 PRESET_SETTINGS = {"trainer": TrainerSettings}

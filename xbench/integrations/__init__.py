@@ -1,1 +1,2 @@
-"""Bridges to outside services (wandb)."""
+"""Bridges to outside tools: wandb (logging) and transformers (xbench backends inside
+Hugging Face models, an optional extra)."""

@@ -12,6 +12,7 @@ from pathlib import Path
 from xbench.leaderboard.board import (
     BASELINE,
     TaskBoard,
+    board_notes,
     display_columns,
     display_rows,
     ratio_note,
@@ -24,6 +25,7 @@ th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertica
 th { background: #f3f3f3; }
 tr.failed td { background: #fff0f0; }
 td.reason { max-width: 40em; white-space: pre-wrap; }
+li.warning { color: #b00; font-weight: bold; }
 img { max-width: 100%; border: 1px solid #ddd; }
 """
 
@@ -48,7 +50,7 @@ def render_html(boards: list[TaskBoard], plots: dict[str, Path], sources: list[s
         f"(blank: none, or not measured there).</p>",
     ]
     for board in boards:
-        parts += _section(board, plots.get(board.task))
+        parts += _section(board, plots.get(board.key))
     parts += _descriptions(boards)
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
@@ -58,7 +60,7 @@ def _section(board: TaskBoard, plot: Path | None) -> list[str]:
     direction = "higher" if board.higher_is_better else "lower"
     baseline = _text(ratio_note(board))
     parts = [
-        f"<h2>{_text(board.task)}</h2>",
+        f"<h2>{_text(board.title)}</h2>",
         f"<p>primary metric <code>{_text(board.metric)}</code> ({direction} is better); "
         f"{baseline}</p>",
         "<table><thead><tr>",
@@ -71,9 +73,14 @@ def _section(board: TaskBoard, plot: Path | None) -> list[str]:
         tds.append(f'<td class="reason">{_text(cells[-1])}</td>')
         parts.append(f"<tr{css}>{''.join(tds)}</tr>")
     parts.append("</tbody></table>")
+    parts.append("<ul>")
+    for note in board_notes(board):
+        css = ' class="warning"' if note.startswith("control: WARNING") else ""
+        parts.append(f"<li{css}>{_text(note)}</li>")
+    parts.append("</ul>")
     if plot is not None:
         data = base64.b64encode(plot.read_bytes()).decode("ascii")
-        alt = f"{board.task}: {board.metric} vs cross-attention train-phase ms, Pareto front marked"
+        alt = f"{board.title}: {board.metric} vs x-attn train-phase ms, Pareto front marked"
         parts.append(f'<img src="data:image/png;base64,{data}" alt="{_text(alt)}">')
     return parts
 

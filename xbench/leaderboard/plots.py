@@ -17,9 +17,9 @@ from xbench.atomic import write_atomic
 from xbench.leaderboard.board import TaskBoard, pareto_front
 
 
-def plot_file_name(task: str) -> str:
-    """``pareto_<task>.png`` with anything unusual in the name replaced."""
-    return f"pareto_{re.sub(r'[^A-Za-z0-9_.-]', '_', task)}.png"
+def plot_file_name(board: str) -> str:
+    """``pareto_<board key>.png`` with anything unusual in the name replaced."""
+    return f"pareto_{re.sub(r'[^A-Za-z0-9_.-]', '_', board)}.png"
 
 
 def pareto_plot(board: TaskBoard, out_dir: Path) -> Path | None:
@@ -69,13 +69,13 @@ def pareto_plot(board: TaskBoard, out_dir: Path) -> Path | None:
     if not board.higher_is_better:
         axes.invert_yaxis()  # better is up in every plot
     devices = sorted({r.device for r in rows})
-    axes.set_title(_plain(f"{board.task}: quality vs latency on {', '.join(devices)}"), fontsize=9)
+    axes.set_title(_plain(f"{board.title}: quality vs latency on {', '.join(devices)}"), fontsize=9)
     axes.legend(loc="best", fontsize=8)
     axes.grid(alpha=0.3)
     figure.tight_layout()
     png = io.BytesIO()
     figure.savefig(png, format="png")
-    return write_atomic(out_dir / plot_file_name(board.task), png.getvalue())
+    return write_atomic(out_dir / plot_file_name(board.key), png.getvalue())
 
 
 def _plain(text: str) -> str:

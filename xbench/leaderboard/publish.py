@@ -20,7 +20,9 @@ from xbench.api.errors import UserError
 from xbench.atomic import write_atomic
 from xbench.config.compose import default_output_root
 from xbench.leaderboard.board import (
+    BASELINE,
     TaskBoard,
+    board_notes,
     build_leaderboard,
     data_records,
     display_columns,
@@ -42,13 +44,22 @@ def publish(
     wandb_settings: dict[str, Any] | None = None,
     group: str | None = None,
     console: Console | None = None,
+    reference: str | None = None,
 ) -> list[TaskBoard]:
-    """Build the leaderboard of every record under ``roots`` and publish it everywhere."""
-    console = console or Console(width=max(Console().width, 160))
-    boards = build_leaderboard(find_results(roots))
+    """Build the leaderboard of every record under ``roots`` and publish it everywhere;
+    differences are taken against the ``reference`` backend (default: flash). Raises
+    UserError when a chosen reference is a backend no record under ``roots`` ran."""
+    console = console or Console(width=max(Console().width, 220))
+    boards = build_leaderboard(find_results(roots), reference or BASELINE)
     if not boards:
         console.print(f"no run records under {', '.join(map(str, roots))}", highlight=False)
         return []
+    backends = sorted({row.backend for board in boards for row in board.rows})
+    if reference is not None and reference not in backends:
+        raise UserError(
+            f"reference {reference!r}: no run of that backend under "
+            f"{', '.join(map(str, roots))}; the backends there: {', '.join(backends)}"
+        )
     print_leaderboard(boards, console)
     plots = write_report(boards, out_dir, [str(r) for r in roots])
     console.print(f"leaderboard: {out_dir / 'leaderboard.html'} (also .md, .csv)", highlight=False)
@@ -64,7 +75,7 @@ def publish(
 
 def write_report(boards: list[TaskBoard], out_dir: Path, sources: list[str]) -> dict[str, Path]:
     """Write the plots and the three report files into ``out_dir``; returns the plots."""
-    plots = {b.task: p for b in boards if (p := pareto_plot(b, out_dir)) is not None}
+    plots = {b.key: p for b in boards if (p := pareto_plot(b, out_dir)) is not None}
     md, table, page = (out_dir / name for name in REPORT_FILES)
     write_atomic(md, markdown(boards, plots).encode())
     write_atomic(table, csv_text(boards).encode())
@@ -77,7 +88,7 @@ def markdown(boards: list[TaskBoard], plots: dict[str, Path]) -> str:
     for board in boards:
         direction = "higher" if board.higher_is_better else "lower"
         lines += [
-            f"## {board.task}",
+            f"## {board.title}",
             "",
             f"Primary metric `{board.metric}` ({direction} is better), mean ± std over seeds; "
             f"{ratio_note(board)}.",
@@ -87,8 +98,9 @@ def markdown(boards: list[TaskBoard], plots: dict[str, Path]) -> str:
             *(_md_row(cells) for cells in display_rows(board)),
             "",
         ]
-        if board.task in plots:
-            lines += [f"![{board.task}: quality vs latency]({plots[board.task].name})", ""]
+        lines += [*(f"- {note}" for note in board_notes(board)), ""]
+        if board.key in plots:
+            lines += [f"![{board.title}: quality vs latency]({plots[board.key].name})", ""]
     return "\n".join(lines)
 
 
@@ -109,13 +121,18 @@ def csv_text(boards: list[TaskBoard]) -> str:
 
 
 def leaderboard_command(args: list[str]) -> int:
-    """``xbench leaderboard [DIR ...] [--out DIR] [--wandb]``."""
+    """``xbench leaderboard [DIR ...] [--out DIR] [--reference BACKEND] [--wandb]``."""
     parser = argparse.ArgumentParser(
         prog="xbench leaderboard",
         description="Leaderboard of the run records (result.json) found under DIRs.",
     )
     parser.add_argument("dirs", nargs="*", type=Path, help="default: the output root")
     parser.add_argument("--out", type=Path, help="report folder (default: the first DIR)")
+    parser.add_argument(
+        "--reference",
+        metavar="BACKEND",
+        help=f"the backend each row's paired difference is taken against (default: {BASELINE})",
+    )
     parser.add_argument("--wandb", action="store_true", help="also log a wandb leaderboard run")
     parser.add_argument("--project", default="xbench", help="wandb project (with --wandb)")
     parsed = parser.parse_args(args)
@@ -125,5 +142,5 @@ def leaderboard_command(args: list[str]) -> int:
         raise UserError(f"no such folder: {', '.join(missing)}")
     out_dir = parsed.out or (dirs[0] if dirs[0].is_dir() else dirs[0].parent)
     settings = {"project": parsed.project, "mode": "auto"} if parsed.wandb else None
-    boards = publish(dirs, out_dir, wandb_settings=settings)
+    boards = publish(dirs, out_dir, wandb_settings=settings, reference=parsed.reference)
     return 0 if boards else 1

@@ -5,6 +5,7 @@ what the cells left in their folders: a run record, or a note of a user error.""
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from contextlib import suppress
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from xbench.api.errors import UserError
 from xbench.records.result import RESULT_FILE, RunResult
 
 USER_ERROR_FILE = "user_error.txt"  # a cell stopped by a user error (it has no record)
@@ -21,6 +23,12 @@ _last_counts: Counter[str] | None = None
 
 
 class LeaderboardCallback(Callback):
+    """``reference``: the backend each row's paired difference is taken against
+    (``hydra.callbacks.leaderboard.reference=naive``; None: the leaderboard's default)."""
+
+    def __init__(self, reference: str | None = None) -> None:
+        self.reference = reference
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from xbench.integrations.wandb import sweep_group, wandb_enabled
         from xbench.leaderboard.publish import publish
@@ -28,12 +36,16 @@ class LeaderboardCallback(Callback):
         global _last_counts
         sweep_dir = Path(config.hydra.sweep.dir)
         settings = OmegaConf.to_container(config.logger, resolve=True) if "logger" in config else {}
-        publish(
-            [sweep_dir],
-            sweep_dir,
-            wandb_settings=settings if wandb_enabled(settings) else None,
-            group=sweep_group(settings, sweep_dir),
-        )
+        try:
+            publish(
+                [sweep_dir],
+                sweep_dir,
+                wandb_settings=settings if wandb_enabled(settings) else None,
+                group=sweep_group(settings, sweep_dir),
+                reference=self.reference,
+            )
+        except UserError as error:  # the cells' records are safe; say why there is no board
+            print(f"xbench: error: {error}", file=sys.stderr, flush=True)
         _last_counts = cell_statuses(sweep_dir)
         print(status_line(_last_counts), flush=True)
 

@@ -1,4 +1,4 @@
-"""The leaderboard as a wandb run: a ``wandb.Table`` per task and the Pareto plots, in the
+"""The leaderboard as a wandb run: a ``wandb.Table`` per task and tier and the Pareto plots, in the
 sweep's group, online or offline like every xbench run (:mod:`xbench.integrations.wandb`)."""
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ def log_leaderboard(
     run_dir: Path,
     group: str,
 ) -> Path | None:
-    """One wandb run holding a ``wandb.Table`` per task (``leaderboard/<task>``) and the
-    Pareto plots (``pareto/<task>``); returns its local folder (None when disabled)."""
+    """One wandb run holding a ``wandb.Table`` per board (``leaderboard/<board key>``, the
+    task plus a tier other than ``default``) and the Pareto plots (``pareto/<board key>``);
+    returns its local folder (None when disabled)."""
     import wandb
 
     mode = resolve_mode(settings.get("mode", "auto"))
@@ -37,9 +38,9 @@ def log_leaderboard(
     for board in boards:
         records = data_records(board)
         table = wandb.Table(columns=list(records[0]), data=[list(r.values()) for r in records])
-        logged: dict[str, Any] = {f"leaderboard/{board.task}": table}
-        if board.task in plots:
-            logged[f"pareto/{board.task}"] = wandb.Image(str(plots[board.task]))
+        logged: dict[str, Any] = {f"leaderboard/{board.key}": table}
+        if board.key in plots:
+            logged[f"pareto/{board.key}"] = wandb.Image(str(plots[board.key]))
         run.log(logged)
     local = Path(run.dir).parent
     run.finish()

@@ -103,13 +103,19 @@ class Sample(Jsonable):
 @dataclass
 class Quality(Jsonable):
     """Test-split figures: every metric, the primary one and its direction, and a few
-    sample outputs. Empty (no metrics, ``primary`` None) when the run did not finish."""
+    sample outputs. Empty (no metrics, ``primary`` None) when the run did not finish.
+    ``test_examples`` is how many test examples were scored (None in older records);
+    ``examples_file`` names the per-example sidecar beside the record
+    (:mod:`xbench.records.examples`), None when the task declares no per-example
+    statistics."""
 
     primary_metric: str | None = None
     primary: float | None = None
     higher_is_better: bool | None = None
     metrics: dict[str, float | None] = field(default_factory=dict)  # None: not finite
     samples: list[Sample] = field(default_factory=list)
+    test_examples: int | None = None
+    examples_file: str | None = None
 
 
 #: The cross-attention phases a run measures, in the order views show them.
@@ -258,6 +264,61 @@ class Efficiency(Jsonable):
         return self.peak_memory.bytes if self.peak_memory else None
 
 
+@dataclass(frozen=True)
+class SparsityProfile(Jsonable):
+    """How concentrated an exact backend's attention is (one decoder layer, the test set's
+    real target tokens, over each token's real keys): ``keys_<p>`` is the median number of
+    keys (largest weights first) that cover p % of a token's mass, ``fraction_<p>`` the
+    median of that count over the token's real keys; ``entropy`` the mean entropy in nats,
+    ``entropy_normalised`` its mean over log(real keys) (1: uniform, 0: one key; None when
+    every token had a single key). ``real_keys``: their median count."""
+
+    tokens: int
+    real_keys: float
+    keys_50: float
+    keys_90: float
+    keys_99: float
+    fraction_50: float
+    fraction_90: float
+    fraction_99: float
+    entropy: float
+    entropy_normalised: float | None = None
+
+
+@dataclass(frozen=True)
+class LayerFidelity(Jsonable):
+    """One decoder layer's :class:`Fidelity` figures (``layer`` 0 is the first)."""
+
+    layer: int
+    mass_on_truth: float | None = None
+    aer: float | None = None
+    sparsity: SparsityProfile | None = None
+
+
+@dataclass
+class Fidelity(Jsonable):
+    """Where the backend's cross-attention looks on the test set, teacher-forced
+    (:mod:`xbench.run.fidelity`), against the task's ``batch["alignment"]``.
+
+    ``mass_on_truth``: mean over the ``aligned_tokens`` of the share of a token's weight on
+    its true source positions; ``uniform_mass``: the same for uniform attention over the
+    real keys (chance level); ``aer``: alignment error rate of each aligned token's argmax
+    key against the gold links (0 perfect). Headline figures are the last decoder layer's
+    (``layer``); ``layers`` has every layer. ``sparsity``: exact backends only. All None
+    when the data carries no alignment (``note`` says so). ``seconds``: what measuring took.
+    """
+
+    layer: int
+    aligned_tokens: int = 0
+    mass_on_truth: float | None = None
+    uniform_mass: float | None = None
+    aer: float | None = None
+    sparsity: SparsityProfile | None = None
+    layers: list[LayerFidelity] = field(default_factory=list)
+    seconds: float | None = None
+    note: str | None = None
+
+
 @dataclass
 class Environment(Jsonable):
     """Where the figures were measured (:func:`xbench.records.environment.environment`).
@@ -284,8 +345,25 @@ class Revision(Jsonable):
 
 
 @dataclass
+class SwapIn(Jsonable):
+    """A swap-in run (``eval.trained_with``): the weights were trained with
+    ``trained_with`` and the run tested them with ``evaluated_with`` after
+    ``finetune_steps`` of adaptation. ``checkpoint`` is the cached weights file (``reused``:
+    an earlier run had made it); ``trained_quality`` is the trained model's own test
+    quality with its own backend, the figure the swapped-in one is read against."""
+
+    trained_with: str
+    evaluated_with: str
+    finetune_steps: int = 0
+    checkpoint: str | None = None
+    reused: bool = False
+    trained_quality: Quality | None = None
+
+
+@dataclass
 class RunResult(Jsonable):
-    """One run: identity, what ran, status, quality, efficiency and environment."""
+    """One run: identity, what ran, status, quality, efficiency and environment.
+    ``tier`` is the data tier the run used (``tier=long``; ``default`` unless chosen)."""
 
     run_id: str
     config_hash: str
@@ -296,10 +374,12 @@ class RunResult(Jsonable):
     model: ModelInfo
     seed: int
     tier: str = "default"
+    swap: SwapIn | None = None
     status: str = "ok"
     error: str | None = None
     quality: Quality = field(default_factory=Quality)
     efficiency: Efficiency = field(default_factory=Efficiency)
+    fidelity: Fidelity | None = None
     environment: Environment = field(default_factory=Environment)
     config: dict[str, Any] = field(default_factory=dict)
     revision: Revision = field(default_factory=Revision)

@@ -26,14 +26,19 @@ def _label_axis(set_ticks, labels: Sequence[str], **style) -> None:
     set_ticks(range(0, len(labels), step), list(labels)[::step], **style)
 
 
+TRUTH_COLOUR = "red"  # marks of the true positions (the task's alignment)
+
+
 def heatmap_figure(
     weights: np.ndarray,
     generated: Sequence[str],
     source: Sequence[str],
     source_axis: str,
     title: str,
+    truth: np.ndarray | None = None,
 ) -> Figure:
-    """Generated tokens (rows) × source positions (columns), one cell per weight."""
+    """Generated tokens (rows) × source positions (columns), one cell per weight; a red
+    square outlines each true position of ``truth`` (bool, the same shape), if given."""
     rows, columns = weights.shape
     figure = Figure(
         figsize=(_clip(2.5 + 0.16 * columns, 4, 24), _clip(1.8 + 0.28 * rows, 2.5, 16)),
@@ -46,6 +51,19 @@ def heatmap_figure(
     axes.set_xlabel(source_axis)
     axes.set_ylabel("generated token")
     axes.set_title(title, fontsize=9)
+    if truth is not None and truth.any():
+        rows_at, columns_at = np.nonzero(truth)
+        axes.scatter(
+            columns_at,
+            rows_at,
+            marker="s",
+            s=_clip(2400 / max(columns, rows), 4, 60),
+            facecolors="none",
+            edgecolors=TRUTH_COLOUR,
+            linewidths=0.8,
+            label="true position",
+        )
+        axes.legend(loc="upper right", fontsize=7, framealpha=0.6)
     figure.colorbar(image, ax=axes, label="attention weight")
     return figure
 
@@ -64,9 +82,11 @@ def overlay_figure(
     weights: np.ndarray,
     generated: Sequence[str],
     title: str,
+    truth: np.ndarray | None = None,
 ) -> Figure:
     """One panel per generated token: the image with that token's attention laid over it,
-    on one colour scale for all panels (a diffuse token looks dim, a focused one bright)."""
+    on one colour scale for all panels (a diffuse token looks dim, a focused one bright);
+    the token's true patches of ``truth`` (bool, as ``weights``) outlined in red."""
     tokens = min(len(generated), OVERLAY_TOKENS)
     top = max(float(weights[:tokens].max()), 1e-12)
     columns = min(OVERLAY_COLUMNS, tokens)
@@ -80,6 +100,12 @@ def overlay_figure(
         axes.imshow(image)
         heat = upsample_to_image(weights[index], grid, (height, width))
         axes.imshow(heat, cmap="inferno", alpha=0.55, vmin=0.0, vmax=top)
+        if truth is not None and truth[index].any():
+            cells = truth[index].reshape(grid).astype(float)
+            outline = np.kron(cells, np.ones((-(-height // grid[0]), -(-width // grid[1]))))
+            axes.contour(
+                outline[:height, :width], levels=[0.5], colors=TRUTH_COLOUR, linewidths=1.0
+            )
         axes.set_title(generated[index], fontsize=9)
         axes.set_axis_off()
     figure.suptitle(title, fontsize=9)

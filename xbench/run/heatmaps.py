@@ -41,13 +41,23 @@ SOURCE_AXIS = {"text": "source token", "audio": "audio frame", "image": "image p
 @dataclass
 class AttentionMap:
     """One example: ``weights[t, j]`` is generated token t's weight on real source position
-    ``positions[j]`` (padded positions are left out)."""
+    ``positions[j]`` (padded positions are left out). ``truth`` (same shape, bool), when
+    the batch has an alignment: the reference's true positions of target token t, drawn
+    on row t (where the generation follows the reference, the same token)."""
 
     weights: np.ndarray
     generated: list[str]
     source: list[str]
     positions: np.ndarray
     image: tuple[np.ndarray, tuple[int, int]] | None = None
+    truth: np.ndarray | None = None
+
+
+def truth_rows(alignment: Tensor, rows: int, positions: Tensor) -> np.ndarray:
+    """One example's (T, Nk) alignment as a (rows, len(positions)) bool array: its real
+    source columns, cut or padded with unknown rows to the generated length."""
+    kept = alignment[:rows][:, positions].numpy().astype(bool)
+    return np.pad(kept, ((0, rows - kept.shape[0]), (0, 0)))
 
 
 def cross_attention_weights(
@@ -122,6 +132,7 @@ def attention_maps(
     ids = model.generate(source, tokenizer.bos_id, tokenizer.eos_id, module.max_new_tokens, prompt)
     weights, mask = cross_attention_weights(model, source, ids, tokenizer.bos_id, prompt, examples)
     weights, mask, ids = weights.cpu(), mask.cpu(), ids.cpu()
+    alignment = batch.get("alignment")
     maps = []
     for i in range(weights.shape[0]):
         length = generated_length(ids[i], tokenizer.eos_id)
@@ -133,6 +144,7 @@ def attention_maps(
                 source=_source_labels(batch["source"], i, positions.numpy(), modality, tokenizer),
                 positions=positions.numpy(),
                 image=task.source_image(batch["source"], i) if task.source_image else None,
+                truth=None if alignment is None else truth_rows(alignment[i], length, positions),
             )
         )
     return maps
@@ -148,7 +160,9 @@ def write_heatmaps(
     axis = SOURCE_AXIS[modality]
     for i, item in enumerate(maps):
         caption = f"{title} — {SPLIT} example {i}"
-        figure = heatmap_figure(item.weights, item.generated, item.source, axis, caption)
+        figure = heatmap_figure(
+            item.weights, item.generated, item.source, axis, caption, item.truth
+        )
         paths.append(save(figure, directory / f"{SPLIT}_{i}.png"))
         if item.image is None:
             continue
@@ -163,16 +177,16 @@ def write_heatmaps(
                 *grid,
             )
             continue
-        figure = overlay_figure(picture, grid, item.weights, item.generated, caption)
+        figure = overlay_figure(picture, grid, item.weights, item.generated, caption, item.truth)
         paths.append(save(figure, directory / f"{SPLIT}_{i}_overlay.png"))
     return paths
 
 
 @contextlib.contextmanager
-def _untouched(module: L.LightningModule) -> Iterator[None]:
+def untouched(module: torch.nn.Module, device: torch.device) -> Iterator[None]:
     """Eval mode, no gradients and a private RNG stream (reading a DataLoader draws from
     the global one); the module's mode and every RNG state are restored afterwards."""
-    devices = [module.device] if module.device.type == "cuda" else []
+    devices = [device] if device.type == "cuda" else []
     was_training = module.training
     with torch.random.fork_rng(devices=devices), torch.no_grad():
         module.eval()
@@ -201,7 +215,7 @@ class AttentionHeatmaps(L.Callback):
             rank_zero_warn(f"cross-attention heatmaps skipped: {type(error).__name__}: {error}")
 
     def _draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        with _untouched(pl_module):
+        with untouched(pl_module, pl_module.device):
             batch = next(iter(trainer.datamodule.val_dataloader()))
             maps = attention_maps(pl_module, batch, self.modality, self.examples)
         directory = Path(trainer.default_root_dir) / "heatmaps"

@@ -274,7 +274,7 @@ class DecodeState:
 
 
 class CrossAttentionInputs(NamedTuple):
-    """What the last decoder layer's backend got for the target rows of a teacher-forced
+    """What a decoder layer's backend got for the target rows of a teacher-forced
     pass: queries, the prepared memory, the rows' positions and the source padding mask."""
 
     q: Tensor
@@ -405,10 +405,18 @@ class EncoderDecoder(nn.Module):
         self, source, target_in: Tensor, prompt: Tensor | None = None
     ) -> CrossAttentionInputs:
         """What the last decoder layer's cross-attention gets when ``target_in`` is
-        teacher-forced, cut to the ``target_in`` rows (prompt dropped).
+        teacher-forced, cut to the ``target_in`` rows (prompt dropped)."""
+        return self.cross_attention_inputs(source, target_in, prompt)[-1]
 
-        For attention maps: a hook reads them off one ordinary pass, so the model's own
-        code path (prepared memory, positions) is what is shown and training pays nothing.
+    def cross_attention_inputs(
+        self, source, target_in: Tensor, prompt: Tensor | None = None
+    ) -> list[CrossAttentionInputs]:
+        """What each decoder layer's cross-attention gets (first layer first) when
+        ``target_in`` is teacher-forced, cut to the ``target_in`` rows (prompt dropped).
+
+        For attention maps and fidelity: hooks read them off one ordinary pass, so the
+        model's own code path (prepared memory, positions) is what is shown and training
+        pays nothing.
         """
         captured: list[tuple[Tensor, PreparedMemory, QueryPositions]] = []
 
@@ -417,15 +425,20 @@ class EncoderDecoder(nn.Module):
             captured.append((module.queries(x), memory, positions))
 
         memory, mask = self.encode(source)
-        handle = self.decoder[-1].cross_attention.register_forward_pre_hook(capture)
+        handles = [
+            layer.cross_attention.register_forward_pre_hook(capture) for layer in self.decoder
+        ]
         try:
             self.decode(target_in, memory, prompt)
         finally:
-            handle.remove()
-        q, prepared, positions = captured[0]
-        first = q.shape[2] - target_in.shape[1]
-        target_rows = QueryPositions(positions.start + first, positions.total)
-        return CrossAttentionInputs(q[:, :, first:], prepared, target_rows, mask)
+            for handle in handles:
+                handle.remove()
+        inputs = []
+        for q, prepared, positions in captured:
+            first = q.shape[2] - target_in.shape[1]
+            target_rows = QueryPositions(positions.start + first, positions.total)
+            inputs.append(CrossAttentionInputs(q[:, :, first:], prepared, target_rows, mask))
+        return inputs
 
     @torch.no_grad()
     def generate(

@@ -45,6 +45,8 @@ class Seq2SeqModule(L.LightningModule):
     the ``inference_tokens`` written and the ``decode_steps`` taken (one step writes the
     next token of every sequence in a batch). A step's time there is the whole
     ``generate`` call spread over its steps, so it includes the batch's encoder pass.
+    It also keeps every test example's prediction and references, in test order
+    (``test_predictions``, ``test_references``), for the per-example sidecar.
     """
 
     def __init__(self, model: EncoderDecoder, task: Task, optim: OptimSettings, total_steps: int):
@@ -61,6 +63,8 @@ class Seq2SeqModule(L.LightningModule):
         self.decode_steps = 0
         self.test_scores: dict[str, float] = {}
         self.samples: list[dict[str, str]] = []
+        self.test_predictions: list[str] = []
+        self.test_references: list[list[str]] = []
         self.val_samples: list[dict[str, str]] = []
 
     def _loss(self, batch) -> torch.Tensor:
@@ -129,6 +133,8 @@ class Seq2SeqModule(L.LightningModule):
         self.inference_tokens += int(((ids != pad) | (ids == eos)).sum())
         self.decode_steps += ids.shape[1]
         self.test_metrics.update(predictions, batch["references"])
+        self.test_predictions += predictions
+        self.test_references += [list(refs) for refs in batch["references"]]
         if len(self.samples) < SAMPLES:
             missing = SAMPLES - len(self.samples)
             self.samples += _samples(predictions, batch["references"])[:missing]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from xbench.api.backend import BackendSpec
@@ -15,6 +15,7 @@ from xbench.api.options import build_options
 from xbench.api.task import TaskSpec
 from xbench.config.preflight import check_keys
 from xbench.config.settings import (
+    EvalSettings,
     HeatmapSettings,
     MeasureSettings,
     ModelSettings,
@@ -32,7 +33,7 @@ from xbench.run.revision import run_revision
 # ``+key=`` that nothing would read.
 TOP_LEVEL_KEYS = (
     "backend", "task", "model", "trainer", "logger", "optim", "measure", "heatmaps",
-    "seed", "threads", "resume", "output_root", "tier",
+    "seed", "threads", "resume", "output_root", "tier", "eval",
 )  # fmt: skip
 # The keys each logger reads (configs/logger/*.yaml).
 LOGGER_KEYS = {
@@ -63,6 +64,8 @@ class RunPlan:
     trainer: TrainerSettings
     config: dict[str, Any]
     tier: str = "default"
+    eval: EvalSettings = field(default_factory=EvalSettings)
+    trained_with: BackendSpec | None = None  # eval.trained_with, resolved
 
     @functools.cached_property
     def revision(self) -> Revision:
@@ -81,6 +84,8 @@ def plan_run(config: dict[str, Any], registry: Registry) -> RunPlan:
     _check_resume(config.get("resume", "auto"))
     _check_seed_and_threads(config.get("seed", 0), config.get("threads"))
     tier = _check_tier(config.get("tier", "default"))
+    evaluation = build_options(EvalSettings, config.get("eval"), "eval")
+    trained_with = _trained_with(evaluation, registry)
     trainer = trainer_settings(config.get("trainer") or {})
     check_devices(trainer)
     return RunPlan(
@@ -95,6 +100,8 @@ def plan_run(config: dict[str, Any], registry: Registry) -> RunPlan:
         trainer=trainer,
         config=config,
         tier=tier,
+        eval=evaluation,
+        trained_with=trained_with,
     )
 
 
@@ -144,6 +151,21 @@ def _check_logger(settings: dict[str, Any]) -> None:
         tags = settings.get("tags") or []
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise UserError(f"logger.tags={tags!r} must be a list of text")
+
+
+def _trained_with(settings: EvalSettings, registry: Registry) -> BackendSpec | None:
+    """The backend swap-in weights are trained with; fine-tuning needs a swap to adapt to."""
+    if settings.trained_with is None:
+        if settings.finetune_steps:
+            raise UserError(
+                f"eval.finetune_steps={settings.finetune_steps} adapts a swapped-in backend; "
+                "set eval.trained_with=BACKEND as well"
+            )
+        return None
+    try:
+        return registry.backend(settings.trained_with)
+    except UserError as error:
+        raise UserError(f"eval.trained_with: {error}") from None
 
 
 def _check_tier(value: Any) -> str:

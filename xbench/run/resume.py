@@ -1,6 +1,7 @@
 """Resume: a cell that already has an ``ok`` record made from the same config, xbench
 version, code and inputs is not run again; its record is copied into the new cell's
-directory so the new sweep's leaderboard still shows it (same run id, counted once)."""
+directory, with its per-example sidecar, so the new sweep's leaderboard still shows it
+(same run id, counted once) and pairs it with the other rows."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from xbench import __version__
+from xbench.atomic import write_atomic
 from xbench.records.result import RunResult, config_hash
 from xbench.records.store import find_results
 from xbench.run.plan import RunPlan
@@ -37,8 +39,11 @@ def finished_record(plan: RunPlan, search_root: Path) -> tuple[Path, RunResult] 
 
 
 def reuse(found: tuple[Path, RunResult], run_dir: Path) -> RunResult:
-    """Copy the finished record into ``run_dir`` (atomically) and return it."""
+    """Copy the finished record and its sidecar into ``run_dir`` (atomically); returns it."""
     path, record = found
     if path.parent.resolve() != run_dir.resolve():
+        sidecar = record.quality.examples_file
+        if sidecar and (path.parent / sidecar).is_file():
+            write_atomic(run_dir / sidecar, (path.parent / sidecar).read_bytes())
         record.write(run_dir)
     return record

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import shutil
 import traceback
 import uuid
@@ -21,6 +22,7 @@ from xbench.api.task import Task
 from xbench.config.settings import ModelSettings
 from xbench.measure.memory import is_out_of_memory, run_peak_memory
 from xbench.records.environment import environment, git_sha, machine_load
+from xbench.records.examples import ExampleScores
 from xbench.records.result import (
     RESULT_FILE,
     BackendInfo,
@@ -35,11 +37,13 @@ from xbench.records.result import (
     config_hash,
 )
 from xbench.run.callbacks import StepProgressBar, StepTimer
+from xbench.run.fidelity import batches_tested, fidelity_on_test_set
 from xbench.run.heatmaps import heatmap_callbacks
 from xbench.run.model import EncoderDecoder
 from xbench.run.module import DivergedError, Seq2SeqModule
 from xbench.run.phases import measure_phases, with_shares
 from xbench.run.plan import RunPlan
+from xbench.run.swap import shared_state, swap_in
 
 log = logging.getLogger(__name__)
 _QUIET = [".*does not have many workers.*", ".*LeafSpec.*", ".*number of training batches.*"]
@@ -168,36 +172,35 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
 
     model = build_model(plan, task)
     backend = model.backends[-1]  # measured and described: the layer the heatmaps draw
-    total_steps = int(trainer_cfg.get("max_steps") or 1000)
-    module = Seq2SeqModule(model, task, plan.optim, total_steps)
+    print(header_line(plan, trainer_cfg), flush=True)
+    optim, total_steps = plan.optim, int(trainer_cfg.get("max_steps") or 1000)
+    if plan.trained_with is not None:
+        result.swap = swap_in(plan, model, lambda training: _train_weights(training, task, run_dir))
+        total_steps = trainer_cfg["max_steps"] = plan.eval.finetune_steps
+        optim = replace(optim, warmup_steps=max(1, min(optim.warmup_steps, total_steps // 5)))
+    module = Seq2SeqModule(model, task, optim, max(total_steps, 1))
     logger = _logger(config, run_dir, result)
     timer = StepTimer()
-    print(header_line(plan, trainer_cfg), flush=True)
     callbacks = [timer, *heatmap_callbacks(plan.heatmaps, config, plan.task.modality)]
-    if trainer_cfg.get("enable_progress_bar", True):
-        callbacks.append(StepProgressBar())
-    trainer = L.Trainer(
-        **trainer_cfg,
-        logger=logger or False,
-        callbacks=callbacks,
-        default_root_dir=str(run_dir),
-        enable_model_summary=False,
-    )
+    trainer = _trainer(trainer_cfg, run_dir, logger, callbacks)
     load_at_train = MachineLoad.from_dict(machine_load())
-    trainer.fit(module, datamodule=task.datamodule)
+    if total_steps:
+        trainer.fit(module, datamodule=task.datamodule)
     trainer.test(module, datamodule=task.datamodule, verbose=False)
     if not trainer.is_global_zero:
         return logger
 
-    scores = module.test_scores
-    result.quality = Quality(
-        primary_metric=task.primary_metric,
-        primary=scores.get(task.primary_metric),
-        higher_is_better=task.higher_is_better,
-        metrics=scores,
-        samples=[Sample.from_dict(sample) for sample in module.samples],
-    )
+    result.quality = _quality(task, module)
+    result.quality.examples_file = _write_examples(task, module, run_dir, trainer.world_size)
     device = trainer.strategy.root_device  # Lightning moves the module back to CPU after test
+    result.fidelity = fidelity_on_test_set(
+        model,
+        task.datamodule,
+        task.tokenizer.pad_id,
+        plan.backend.exact,
+        device,
+        batches_tested(trainer),
+    )
     peak_memory = run_peak_memory(device)  # before the timing call resets the CUDA peak
     load_at_measure = MachineLoad.from_dict(machine_load())
     phases = measure_phases(
@@ -230,6 +233,73 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
     return logger
 
 
+def _trainer(trainer_cfg: dict, run_dir: Path, logger, callbacks: list) -> L.Trainer:
+    if trainer_cfg.get("enable_progress_bar", True):
+        callbacks = [*callbacks, StepProgressBar()]
+    return L.Trainer(
+        **trainer_cfg,
+        logger=logger or False,
+        callbacks=callbacks,
+        default_root_dir=str(run_dir),
+        enable_model_summary=False,
+    )
+
+
+def _quality(task: Task, module: Seq2SeqModule) -> Quality:
+    scores = module.test_scores
+    return Quality(
+        primary_metric=task.primary_metric,
+        primary=scores.get(task.primary_metric),
+        higher_is_better=task.higher_is_better,
+        metrics=scores,
+        samples=[Sample.from_dict(sample) for sample in module.samples],
+        test_examples=len(module.test_predictions),
+    )
+
+
+def _train_weights(plan: RunPlan, task: Task, run_dir: Path):
+    """Train and test the swap-in weights with ``plan``'s backend: their state without
+    backend entries, and their own test quality."""
+    print(f"xbench: training the swap-in weights with {plan.backend.name}", flush=True)
+    model = build_model(plan, task)
+    trainer_cfg = dict(plan.config["trainer"])
+    module = Seq2SeqModule(model, task, plan.optim, int(trainer_cfg.get("max_steps") or 1000))
+    trainer = _trainer(trainer_cfg, run_dir / "trained_with", None, [])
+    trainer.fit(module, datamodule=task.datamodule)
+    trainer.test(module, datamodule=task.datamodule, verbose=False)
+    return shared_state(model), _quality(task, module)
+
+
+def _write_examples(task: Task, module: Seq2SeqModule, run_dir: Path, processes: int) -> str | None:
+    """Write the per-example sidecar when the task declares its statistics; its file name.
+    With several processes each holds only its share of the test split: none is written.
+    Statistics that do not fit (a row count off, a NaN) cost the sidecar, not the run."""
+    statistics = task.example_statistics
+    if statistics is None or processes > 1 or not module.test_predictions:
+        return None
+    predictions, references = module.test_predictions, module.test_references
+    rows = statistics.compute(predictions, references)
+    try:
+        scores = ExampleScores.build(
+            task.primary_metric, statistics.formula, predictions, references, rows
+        )
+        path = scores.write(run_dir)
+    except ValueError as error:
+        log.warning("no per-example sidecar: the task's statistics do not fit (%s)", error)
+        return None
+    primary = module.test_scores.get(task.primary_metric)
+    if primary is not None and not math.isclose(scores.value, primary, rel_tol=1e-4, abs_tol=1e-6):
+        log.warning(
+            "the task's per-example statistics give %s = %.6g (formula %s), its metric %.6g: "
+            "the leaderboard's intervals for it are off",
+            task.primary_metric,
+            scores.value,
+            statistics.formula,
+            primary,
+        )
+    return path.name
+
+
 def build_model(plan: RunPlan, task: Task) -> EncoderDecoder:
     """The run's encoder-decoder over ``task``: one backend instance per decoder layer, and
     query positions spanning the task's decoding budget (what ``generate`` is given)."""
@@ -252,7 +322,12 @@ def header_line(plan: RunPlan, trainer_cfg: dict) -> str:
         if device.type == "cuda"
         else f"cpu ({torch.get_num_threads()} threads)"
     )
-    if trainer_cfg.get("fast_dev_run"):
+    if plan.trained_with is not None:
+        budget = (
+            f"weights trained with {plan.trained_with.name}, "
+            f"{plan.eval.finetune_steps} fine-tuning steps"
+        )
+    elif trainer_cfg.get("fast_dev_run"):
         budget = "fast_dev_run (one batch each of train, val and test)"
     elif (trainer_cfg.get("max_steps") or -1) > 0:
         budget = f"{trainer_cfg['max_steps']} steps"

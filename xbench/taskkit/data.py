@@ -72,3 +72,20 @@ class SplitDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", False, self.eval_batch_size)
+
+
+def alignment_matrix(
+    links: Sequence[Sequence[Sequence[int]] | None], rows: int, keys: int
+) -> torch.Tensor | None:
+    """The batch's ``alignment`` BoolTensor (B, rows, keys) of the batch contract
+    (:mod:`xbench.api.task`) from each example's links: ``links[b][t]`` lists the source
+    positions target token ``t`` (BOS excluded) depends on; an example given as None, a
+    missing row and a position past ``keys`` stay unknown. None when no example has links."""
+    if all(example is None for example in links):
+        return None
+    out = torch.zeros(len(links), rows, keys, dtype=torch.bool)
+    for b, example in enumerate(links):
+        for t, positions in enumerate((example or [])[:rows]):
+            kept = [p for p in positions if 0 <= p < keys]
+            out[b, t, kept] = True
+    return out

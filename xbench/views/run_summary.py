@@ -40,6 +40,7 @@ def summary_table(results: Iterable[RunResult]) -> Table:
         "x-attn share",
         "infer tok/s",
         "peak mem",
+        "attn on truth",
     ):
         table.add_column(column, overflow="fold")
     for r in results:
@@ -61,8 +62,39 @@ def summary_table(results: Iterable[RunResult]) -> Table:
             _share(phases.decode_share if phases else None),
             _fmt(eff.inference_tokens_per_second, ".0f"),
             format_bytes(eff.peak_memory_bytes),
+            _fmt(r.fidelity.mass_on_truth if r.fidelity else None),
         )
     return table
+
+
+def fidelity_text(result: RunResult) -> str | None:
+    """Where the run's cross-attention looked, in one line: the share on the true
+    positions per layer (chance level beside it), AER, and the sparsity profile; None
+    when the run measured none of it."""
+    fidelity = result.fidelity
+    if fidelity is None:
+        return None
+    parts = []
+    if fidelity.mass_on_truth is not None:
+        layers = " / ".join(_fmt(layer.mass_on_truth) for layer in fidelity.layers)
+        parts.append(
+            f"attention on the true positions {fidelity.mass_on_truth:.3f} (last layer; "
+            f"layers {layers}; uniform {_fmt(fidelity.uniform_mass)}; "
+            f"{fidelity.aligned_tokens} tokens), AER {_fmt(fidelity.aer)}"
+        )
+    if sparsity := fidelity.sparsity:
+        parts.append(
+            f"50 / 90 / 99 % of a token's attention in {sparsity.keys_50:g} / "
+            f"{sparsity.keys_90:g} / {sparsity.keys_99:g} keys ({sparsity.fraction_50:.0%} / "
+            f"{sparsity.fraction_90:.0%} / {sparsity.fraction_99:.0%} of "
+            f"{sparsity.real_keys:g}), entropy {sparsity.entropy:.2f} nats "
+            f"({_fmt(sparsity.entropy_normalised, '.2f')} of uniform)"
+        )
+    if fidelity.note:
+        parts.append(fidelity.note)
+    if fidelity.seconds is not None:
+        parts.append(f"measured in {fidelity.seconds:.2f} s")
+    return "; ".join(parts)
 
 
 def throughput_text(value: float | None, roof: str) -> str:
@@ -148,6 +180,8 @@ def print_summary(results: Iterable[RunResult], console: Console | None = None) 
                 )
             if phases and phases.note:
                 messages.append(f"[dim]{cell}: {escape(phases.note)}[/dim]")
+            if fidelity := fidelity_text(r):
+                messages.append(f"[dim]{cell}: {escape(fidelity)}[/dim]")
         else:
             continue
         for message in messages:

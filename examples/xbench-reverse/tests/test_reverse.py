@@ -102,6 +102,9 @@ def test_metrics_score_what_they_claim():
 
     assert scores["exact_match"] == pytest.approx(2 / 3)
     assert scores["letter_error_rate"] == pytest.approx(2 / 7)  # 2 substitutions, 7 letters
+    statistics = build_reverse(SMALL).example_statistics
+    rows = statistics.compute(["c b a", "a b", "b a"], [["c b a"], ["b a"], ["b a"]])
+    assert statistics.formula == "mean" and rows == [[1.0], [0.0], [1.0]]
 
 
 @pytest.mark.parametrize(

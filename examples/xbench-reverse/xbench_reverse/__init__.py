@@ -20,7 +20,9 @@ Everything a task plugin needs is in this module, against xbench's public API on
 - a tokenizer: :class:`xbench.WordTokenizer` over the letters, shared by source and target;
 - a frontend: :class:`xbench.TokenFrontend`, the shared embedding plus sinusoidal
   positions (without positions the decoder could not know which letter comes last);
-- metrics: a torchmetrics ``MetricCollection``;
+- metrics: a torchmetrics ``MetricCollection``, and the primary metric per example
+  (:class:`xbench.ExampleStatistics`), so the leaderboard can compare backends on the same
+  test examples;
 - ``build_reverse(options) -> Task`` and the ``xbench_register_tasks`` hook.
 """
 
@@ -37,6 +39,7 @@ import xbench
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.text import WordErrorRate
 from xbench import (
+    ExampleStatistics,
     LoaderOptions,
     SplitOptions,
     Task,
@@ -139,6 +142,14 @@ def collate(batch: list[tuple[list[int], list[int], str]], pad_id: int) -> dict:
     }
 
 
+def exact_matches(
+    predictions: Sequence[str], references: Sequence[Sequence[str]]
+) -> list[list[float]]:
+    """1.0 where a prediction equals its first reference, else 0.0: their mean is
+    ``exact_match``."""
+    return [[float(p == refs[0])] for p, refs in zip(predictions, references, strict=True)]
+
+
 class ExactMatch(Metric):
     """Fraction of predictions equal to their first reference."""
 
@@ -148,7 +159,7 @@ class ExactMatch(Metric):
         self.add_state("total", torch.tensor(0), dist_reduce_fx="sum")
 
     def update(self, predictions: Sequence[str], references: Sequence[Sequence[str]]) -> None:
-        self.correct += sum(p == refs[0] for p, refs in zip(predictions, references, strict=True))
+        self.correct += int(sum(row[0] for row in exact_matches(predictions, references)))
         self.total += len(predictions)
 
     def compute(self) -> torch.Tensor:
@@ -193,6 +204,7 @@ def build_reverse(options: ReverseOptions) -> Task:
             "params": params,
             "sizes": {split: len(rows) for split, rows in encoded.items()},
         },
+        example_statistics=ExampleStatistics(formula="mean", compute=exact_matches),
     )
 
 
