@@ -43,17 +43,17 @@ def test_examples_join_consecutive_utterances_and_training_ones_are_shorter():
     utterances = _utterances()
     for split, per in (("train", 2), ("val", 3), ("test", 3)):
         items = task.datamodule.splits[split].items
-        for i, (features, _, text) in enumerate(items):
+        for i, (features, _, text, *_) in enumerate(items):
             group = utterances[split][i * per : (i + 1) * per]
-            assert text == " ".join(t for _, t in group)
-            expected = np.concatenate([f for f, _ in group]).astype(np.float32)
+            assert text == " ".join(u[1] for u in group)
+            expected = np.concatenate([u[0] for u in group]).astype(np.float32)
             assert np.array_equal(features.numpy(), expected)
     assert task.data_warnings == []
 
 
 def test_a_cap_that_cuts_transcripts_is_a_warning_with_the_count():
     task = build_speech(SpeechOptions(data=CURRICULUM, n_mels=20, max_target_tokens=4))
-    words = [len(t.split()) for _, _, t in task.datamodule.splits["train"].items]
+    words = [len(item[2].split()) for item in task.datamodule.splits["train"].items]
     cut = sum(n - 4 > 0.1 * n for n in words)
     expected = [
         "task.max_target_tokens=4 cut more than 10% off 1 of 1 val transcripts (100%)",

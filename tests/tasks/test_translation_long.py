@@ -29,8 +29,8 @@ def test_the_curriculum_trains_on_shorter_documents_than_it_evaluates():
     splits = task.datamodule.splits
     for split, per in (("train", 2), ("val", 6), ("test", 6)):
         expected = [[target] for _, target in documents(sentences[split], per)]
-        assert [references for _, _, references in splits[split].items] == expected
-    longest_train = max(len(source) for source, _, _ in splits["train"].items)
+        assert [item[2] for item in splits[split].items] == expected
+    longest_train = max(len(item[0]) for item in splits["train"].items)
     assert task.source_length > longest_train  # evaluated beyond the trained lengths
     assert task.data_warnings == []
 
@@ -50,7 +50,7 @@ def test_a_cap_that_cuts_documents_is_a_warning_with_the_count():
         "task.max_source_tokens=30 cut more than 10% off 2 of 2 val sources (100%)",
         "task.max_source_tokens=30 cut more than 10% off 3 of 3 test sources (100%)",
     ]
-    assert max(len(source) for source, _, _ in task.datamodule.splits["test"].items) == 30
+    assert max(len(item[0]) for item in task.datamodule.splits["test"].items) == 30
 
 
 @pytest.mark.parametrize(
