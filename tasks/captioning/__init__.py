@@ -22,6 +22,7 @@ from xbench.taskkit.data import split_val_test
 from xbench.taskkit.hf import HFSourceOptions
 from xbench.taskkit.options import LoaderOptions, SplitOptions, data_source, with_default
 from xbench.taskkit.text import WordTokenizer
+from xbench.taskkit.truncation import truncation_warnings
 from xbench_tasks.captioning.captions import references
 from xbench_tasks.captioning.data import CaptionedImage, EncodedCaptions, collate
 from xbench_tasks.captioning.frontend import (
@@ -259,6 +260,12 @@ def build_captioning(options: CaptioningOptions) -> Task:
         data_info=info,
         example_statistics=CAPTION_STATISTICS,
         source_image=partial(source_image, patch=patch),
+        data_warnings=truncation_warnings(
+            "task.max_target_tokens",
+            options.max_target_tokens,
+            {split: captions.caption_lengths for split, captions in encoded.items()},
+            "captions",
+        ),
     )
 
 

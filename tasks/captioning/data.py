@@ -76,12 +76,12 @@ class EncodedCaptions(Dataset):
             torch.from_numpy(np.ascontiguousarray(i.pixels)).permute(2, 0, 1) for i in images
         ]
         self.references = [list(i.captions) for i in images]
+        encoded = [[tokenizer.encode(c) for c in i.captions] for i in images]
+        # Every caption's length before the cap, for its warning.
+        self.caption_lengths = [len(ids) for captions in encoded for ids in captions]
         self.targets = [
-            [
-                [tokenizer.bos_id, *tokenizer.encode(c)[:max_target_tokens], tokenizer.eos_id]
-                for c in i.captions
-            ]
-            for i in images
+            [[tokenizer.bos_id, *ids[:max_target_tokens], tokenizer.eos_id] for ids in captions]
+            for captions in encoded
         ]
         self.links = []
         for image, targets in zip(images, self.targets, strict=True):

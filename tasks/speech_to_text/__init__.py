@@ -8,9 +8,11 @@ a checksum), a local folder of WAV/FLAC files with a transcript file, or an HF
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from functools import partial
 
+import numpy as np
 import torch
 
 import xbench
@@ -18,9 +20,11 @@ from xbench.api.errors import UserError
 from xbench.api.options import option
 from xbench.api.task import Task, TaskSpec
 from xbench.taskkit.hf import HFSourceOptions
+from xbench.taskkit.lengths import LENGTH_LAWS, drawn_lengths
 from xbench.taskkit.options import LoaderOptions, SplitOptions, data_source, with_default
 from xbench.taskkit.text import WordTokenizer
-from xbench_tasks.speech_to_text.corpus import CorpusSpec, load_corpus
+from xbench.taskkit.truncation import truncation_warnings
+from xbench_tasks.speech_to_text.corpus import SPLITS, CorpusSpec, load_corpus
 from xbench_tasks.speech_to_text.data import EncodedSpeech, collate
 from xbench_tasks.speech_to_text.frontend import ConvSubsampling, subsampled_lengths
 from xbench_tasks.speech_to_text.metrics import SPEECH_STATISTICS, speech_metrics
@@ -34,9 +38,38 @@ class SpeechDataOptions(SplitOptions, HFSourceOptions):
     words_min: int = option(3, help="fewest words per utterance (~0.4 s each)", min=1, max=400)
     words_max: int = option(6, help="most words per utterance (~0.4 s each)", min=1, max=400)
     snr_db: float = option(20.0, help="signal-to-noise ratio of the added white noise", min=-10.0)
+    utterances_per_example: int = option(
+        1, help="consecutive utterances joined into one example (audio length)", min=1, max=500
+    )
+    train_utterances_per_example: int = option(
+        0,
+        help="training examples' utterances, for a length curriculum (train short, evaluate "
+        "at utterances_per_example); 0: utterances_per_example",
+        min=0,
+        max=500,
+    )
+    train_lengths: str = option(
+        "fixed",
+        help="training examples' utterances: fixed (that many consecutive ones) | uniform | "
+        "loguniform (1 … that many, drawn from train_size utterances, seeded; short ones find "
+        "the alignment, long ones teach long audio; no extra synthesis)",
+        choices=LENGTH_LAWS,
+    )
     train_size: int = with_default(SplitOptions, "train_size", 3000)
     val_size: int = with_default(SplitOptions, "val_size", 100)
     test_size: int = with_default(SplitOptions, "test_size", 300)
+
+    def utterances_in(self, split: str) -> int:
+        """Utterances per example of ``split`` (the curriculum's for training)."""
+        if split == "train" and self.train_utterances_per_example:
+            return self.train_utterances_per_example
+        return self.utterances_per_example
+
+    def synthesized(self, split: str, size: int) -> int:
+        """Utterances the corpus speaks for ``size`` examples of ``split``."""
+        drawn = split == "train" and self.train_lengths != "fixed"
+        return size if drawn else size * self.utterances_in(split)
+
     # real data
     path: str | None = option(None, help="folder: the folder holding the audio files")
     transcript: str = option(
@@ -73,16 +106,29 @@ def load_splits(options: SpeechOptions) -> tuple[dict, dict]:
             raise UserError(
                 f"task.data.words_min={data.words_min} exceeds task.data.words_max={data.words_max}"
             )
+        sizes = (data.train_size, data.val_size, data.test_size)
         spec = CorpusSpec(
             data.seed,
-            (data.train_size, data.val_size, data.test_size),
+            tuple(data.synthesized(s, size) for s, size in zip(SPLITS, sizes, strict=True)),
             data.words_min,
             data.words_max,
             data.snr_db,
             options.n_mels,
         )
-        splits, checksum = load_corpus(spec)
-        return splits, {"source": "embedded", "params": spec.__dict__, "checksum": checksum}
+        utterances, checksum = load_corpus(spec)
+        splits = {s: joined(u, data.utterances_in(s)) for s, u in utterances.items()}
+        if data.train_lengths != "fixed":
+            sizes = drawn_lengths(
+                data.train_lengths,
+                data.utterances_in("train"),
+                data.train_size,
+                f"{data.seed}/train/lengths",
+            )
+            splits["train"] = drawn(utterances["train"], sizes, data.seed)
+        info = {"source": "embedded", "params": spec.__dict__, "checksum": checksum}
+        if any(data.utterances_in(s) > 1 for s in SPLITS):
+            info["utterances_per_example"] = {s: data.utterances_in(s) for s in SPLITS}
+        return splits, info
     from xbench_tasks.speech_to_text import real
 
     if data.source == "folder":
@@ -100,6 +146,36 @@ def load_splits(options: SpeechOptions) -> tuple[dict, dict]:
         return splits, {"source": "folder", "path": data.path, "transcript": data.transcript}
     splits = real.load_hf(data, options.n_mels)
     return splits, {"source": "hf", "name": data.hf_name, "config": data.hf_config}
+
+
+def joined(utterances: list[tuple], per_example: int) -> list[tuple]:
+    """Consecutive utterances joined into examples of ``per_example``: frames one after
+    the other (each utterance keeps its own normalisation), transcripts space-separated.
+    Items are ``(frames, transcript, *spans)``; any spans ((n, 2) frame ranges, such as the
+    frames of each word) are shifted to where their utterance starts in the example."""
+    if per_example == 1:
+        return utterances
+    examples = []
+    for i in range(0, len(utterances), per_example):
+        group = utterances[i : i + per_example]
+        starts = np.cumsum([0] + [len(frames) for frames, *_ in group[:-1]])
+        spans = [
+            np.concatenate([item[k] + start for item, start in zip(group, starts, strict=True)])
+            for k in range(2, len(group[0]))
+        ]
+        frames = np.concatenate([frames for frames, *_ in group])
+        examples.append((frames, " ".join(item[1] for item in group), *spans))
+    return examples
+
+
+def drawn(utterances: list[tuple], sizes: list[int], seed: int) -> list[tuple]:
+    """One example per entry of ``sizes``: :func:`joined` from that many distinct
+    ``utterances`` (at most all of them), drawn at random (seeded)."""
+    rng = random.Random(f"{seed}/train/draws")
+    return [
+        joined(group, len(group))[0]
+        for group in (rng.sample(utterances, min(size, len(utterances))) for size in sizes)
+    ]
 
 
 def build_speech(options: SpeechOptions) -> Task:
@@ -138,6 +214,12 @@ def build_speech(options: SpeechOptions) -> Task:
         target_length=target_length,
         max_new_tokens=max(len(ids) for split in encoded.values() for _, ids, *_ in split.items),
         data_info=info,
+        data_warnings=truncation_warnings(
+            "task.max_target_tokens",
+            options.max_target_tokens,
+            {split: items.target_lengths for split, items in encoded.items()},
+            "transcripts",
+        ),
         example_statistics=SPEECH_STATISTICS,
     )
 

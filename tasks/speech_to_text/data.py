@@ -58,8 +58,11 @@ class EncodedSpeech(Dataset):
         layers: int = 0,
     ) -> None:
         self.items = []
+        self.target_lengths = []  # before the cap, for its warning
         for features, text, *words in examples:
-            ids = tokenizer.encode(text)[:max_tokens]
+            ids = tokenizer.encode(text)
+            self.target_lengths.append(len(ids))
+            ids = ids[:max_tokens]
             positions = int(subsampled_lengths(torch.tensor(len(features)), layers))
             links = word_links(text, words[0], tokenizer, layers, positions) if words else None
             self.items.append(

@@ -8,8 +8,10 @@ one-sentence-per-line files, TSV, JSONL or a dataset on the Hugging Face hub.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -20,8 +22,10 @@ from xbench.api.task import Task, TaskSpec
 from xbench.taskkit.cache import cached_json
 from xbench.taskkit.data import split_val_test
 from xbench.taskkit.hf import HFSourceOptions
+from xbench.taskkit.lengths import LENGTH_LAWS, drawn_lengths
 from xbench.taskkit.options import SplitOptions, TextLoaderOptions, data_source, with_default
 from xbench.taskkit.text import TokenFrontend
+from xbench.taskkit.truncation import truncation_warnings
 from xbench_tasks.translation import corpus
 from xbench_tasks.translation.corpus import Pair
 from xbench_tasks.translation.data import EncodedPairs, collate_pairs
@@ -42,11 +46,37 @@ class TranslationDataOptions(SplitOptions, HFSourceOptions):
     sentences_per_example: int = option(
         1, help="consecutive sentences joined into one example (document length)", min=1, max=500
     )
+    train_sentences_per_example: int = option(
+        0,
+        help="training documents' sentences, for a length curriculum (train short, evaluate "
+        "at sentences_per_example); 0: sentences_per_example",
+        min=0,
+        max=500,
+    )
+    train_lengths: str = option(
+        "fixed",
+        help="training documents' sentences: fixed (that many) | uniform | loguniform "
+        "(1 … that many, drawn, seeded): short ones find the alignment, long ones teach long "
+        "sources and where they end",
+        choices=LENGTH_LAWS,
+    )
     source_lang: str = option("en", help="source language code (embedded: en or de)")
     target_lang: str = option("de", help="target language code (embedded: de or en)")
     # embedded generator
     val_size: int = with_default(SplitOptions, "val_size", 250)
     max_number: int = option(99, help="embedded: counts run from two to this", min=2, max=10**6)
+
+    def sentences_in(self, split: str) -> int:
+        """Sentences per example of ``split`` (the curriculum's for training)."""
+        if split == "train" and self.train_sentences_per_example:
+            return self.train_sentences_per_example
+        return self.sentences_per_example
+
+    def document_sizes(self, split: str, count: int) -> list[int]:
+        """Sentences in each of the first ``count`` examples of ``split``."""
+        law = self.train_lengths if split == "train" else "fixed"
+        return drawn_lengths(law, self.sentences_in(split), count, f"{self.seed}/{split}/lengths")
+
     # real data
     train_path: str | None = option(
         None, help="files: path prefix (PREFIX.SRC, PREFIX.TGT); tsv/jsonl: the file"
@@ -138,11 +168,12 @@ def _embedded(
             "the embedded corpus is English-German: task.data.source_lang/target_lang must be "
             f"en/de or de/en, got {languages[0]}/{languages[1]}"
         )
-    per = data.sentences_per_example
     sizes = {"train": data.train_size, "val": data.val_size, "test": data.test_size}
     params = {
         "seed": data.seed,
-        "sentences": {split: size * per for split, size in sizes.items()},
+        "sentences": {
+            split: sum(data.document_sizes(split, size)) for split, size in sizes.items()
+        },
         "max_number": data.max_number,
         "version": GENERATOR_VERSION,
     }
@@ -174,27 +205,38 @@ def _embedded(
     return splits, info, links
 
 
-def documents(pairs: list[Pair], per_example: int) -> list[Pair]:
-    """Consecutive sentences joined into examples of ``per_example`` sentences."""
+def grouped(items: Sequence, sizes: int | Sequence[int]) -> list[Sequence]:
+    """Consecutive ``items`` in groups of ``sizes`` each (the last may be shorter), or of
+    ``sizes[i]`` for group ``i``, until the items run out."""
+    if isinstance(sizes, int):
+        sizes = itertools.repeat(sizes)
+    groups, start = [], 0
+    for size in sizes:
+        if start >= len(items):
+            break
+        groups.append(items[start : start + size])
+        start += size
+    return groups
+
+
+def documents(pairs: list[Pair], sizes: int | Sequence[int]) -> list[Pair]:
+    """Consecutive sentences joined into examples (:func:`grouped` by ``sizes``)."""
     return [
-        (
-            " ".join(s for s, _ in pairs[i : i + per_example]),
-            " ".join(t for _, t in pairs[i : i + per_example]),
-        )
-        for i in range(0, len(pairs), per_example)
+        (" ".join(s for s, _ in group), " ".join(t for _, t in group))
+        for group in grouped(pairs, sizes)
     ]
 
 
-def document_links(pairs: list[Pair], links: list[Links], per_example: int) -> list[Links]:
+def document_links(
+    pairs: list[Pair], links: list[Links], sizes: int | Sequence[int]
+) -> list[Links]:
     """The word alignments of :func:`documents`: each sentence's spans shifted by where the
     sentence starts in the joined source and target."""
     joined = []
-    for i in range(0, len(pairs), per_example):
+    for group in grouped(list(zip(pairs, links, strict=True)), sizes):
         shifted: Links = []
         source_at = target_at = 0
-        for (source, target), sentence in zip(
-            pairs[i : i + per_example], links[i : i + per_example], strict=True
-        ):
+        for (source, target), sentence in group:
             shifted += [
                 (a + target_at, b + target_at, c + source_at, d + source_at)
                 for a, b, c, d in sentence
@@ -215,15 +257,15 @@ def build_translation(options: TranslationOptions) -> Task:
         (text for pair in splits["train"] for text in pair), options.vocab_size, info["checksum"]
     )
     tokenizer = SubwordTokenizer(model_path)
-    per = options.data.sentences_per_example
-    examples = {s: documents(p, per) for s, p in splits.items()}
+    sizes = {s: options.data.document_sizes(s, len(p)) for s, p in splits.items()}
+    examples = {s: documents(p, sizes[s]) for s, p in splits.items()}
     encoded = {
         s: EncodedPairs(
             ex,
             tokenizer,
             options.max_source_tokens,
             options.max_target_tokens,
-            document_links(splits[s], links[s], per) if links else None,
+            document_links(splits[s], links[s], sizes[s]) if links else None,
         )
         for s, ex in examples.items()
     }
@@ -234,6 +276,20 @@ def build_translation(options: TranslationOptions) -> Task:
         "languages": [options.data.source_lang, options.data.target_lang],
     }
     test = encoded["test"].items
+    warnings = [
+        *truncation_warnings(
+            "task.max_source_tokens",
+            options.max_source_tokens,
+            {split: pairs.source_lengths for split, pairs in encoded.items()},
+            "sources",
+        ),
+        *truncation_warnings(
+            "task.max_target_tokens",
+            options.max_target_tokens,
+            {split: pairs.target_lengths for split, pairs in encoded.items()},
+            "targets",
+        ),
+    ]
     target_length = max(len(target) for _, target, *_ in test)
     return Task(
         datamodule=datamodule,
@@ -248,6 +304,7 @@ def build_translation(options: TranslationOptions) -> Task:
         data_info=info,
         example_statistics=TRANSLATION_STATISTICS,
         artifacts={"subword.model": model_path},
+        data_warnings=warnings,
     )
 
 

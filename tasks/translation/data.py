@@ -46,6 +46,9 @@ class EncodedPairs(torch.utils.data.Dataset):
     ) -> None:
         sources = tokenizer.encode_all([s for s, _ in pairs])
         targets = tokenizer.encode_all([t for _, t in pairs])
+        # Lengths before the caps, for their warnings.
+        self.source_lengths = [len(source) for source in sources]
+        self.target_lengths = [len(target) for target in targets]
         aligned: list[list[list[int]] | None] = [None] * len(pairs)
         if links is not None:
             source_spans = tokenizer.piece_spans([s for s, _ in pairs])
