@@ -10,10 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from xbench.taskkit.text import split_words
+from xbench.taskkit.truncation import CUT_SHARE
 from xbench_tasks.qa.examples import QAExample
-
-#: A context losing more than this share of its tokens counts as heavily cut.
-HEAVY_CUT = 0.1
 
 
 def _contains(words: Sequence[str], span: Sequence[str]) -> bool:
@@ -24,7 +22,7 @@ def _contains(words: Sequence[str], span: Sequence[str]) -> bool:
 
 def truncation_warning(split: str, examples: Sequence[QAExample], limit: int) -> str | None:
     """One line counting the ``split`` contexts whose first ``limit`` tokens lose every
-    answer, or more than :data:`HEAVY_CUT` of the context; None when neither happens.
+    answer, or more than :data:`CUT_SHARE` of the context; None when neither happens.
 
     An answer counts as kept when its words still occur in the kept tokens (for an
     extractive model that is what matters, whichever occurrence the question meant).
@@ -37,13 +35,13 @@ def truncation_warning(split: str, examples: Sequence[QAExample], limit: int) ->
         if len(words) <= limit:
             continue
         kept = words[:limit]
-        heavy += len(words) - limit > HEAVY_CUT * len(words)
+        heavy += len(words) - limit > CUT_SHARE * len(words)
         lost += not any(_contains(kept, split_words(answer)) for answer in example.answers)
     if not (lost or heavy):
         return None
     total = len(examples)
     return (
         f"max_source_tokens={limit} cut the answer out of {lost} of {total} {split} contexts "
-        f"({lost / total:.0%}) and more than {HEAVY_CUT:.0%} of the tokens of {heavy} "
+        f"({lost / total:.0%}) and more than {CUT_SHARE:.0%} of the tokens of {heavy} "
         f"({heavy / total:.0%})"
     )
