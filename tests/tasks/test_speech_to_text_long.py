@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from helpers import composed_config
@@ -103,16 +105,7 @@ def test_drawn_examples_join_distinct_training_utterances_of_the_given_counts():
 
 
 def test_uniform_lengths_speak_only_the_pool_of_training_utterances():
-    data = SpeechDataOptions(
-        seed=5,
-        train_size=4,
-        val_size=1,
-        test_size=2,
-        words_min=2,
-        words_max=3,
-        utterances_per_example=3,
-        train_lengths="uniform",
-    )
+    data = dataclasses.replace(CURRICULUM, train_utterances_per_example=0, train_lengths="uniform")
     task = build_speech(SpeechOptions(data=data, n_mels=20))
     assert task.data_info["params"]["sizes"] == (4, 3, 6)
     assert task.data_info["sizes"] == {"train": 4, "val": 1, "test": 2}
