@@ -4,6 +4,7 @@ strict JSON (no NaN/Infinity tokens)."""
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -90,8 +91,8 @@ def test_leaderboard_skips_each_bad_record_with_one_warning_and_shows_the_rest(t
     for name, (_, why) in BAD.items():
         (line,) = [w for w in warnings if f"{runs / name / 'result.json'}:" in w]
         assert why in line, line
-    table = (tmp_path / "leaderboard.csv").read_text()
-    assert [row.split(",")[4] for row in table.splitlines()[1:]] == ["flash", "sparse"]
+    with (tmp_path / "leaderboard.csv").open() as table:
+        assert [row["backend"] for row in csv.DictReader(table)] == ["flash", "sparse"]
 
 
 def test_resume_search_reads_past_bad_records(tmp_path, caplog):
