@@ -9,7 +9,13 @@ import torch.nn.functional as F
 
 from xbench.config.settings import ModelSettings
 from xbench.run.model import SelfAttention
-from xbench.run.windowed import band_mask, windowed_attention
+from xbench.run.windowed import windowed_attention
+
+
+def band_mask(length: int, window: int) -> torch.Tensor:
+    """(length, length) bool: True where ``|i − j| <= window``."""
+    index = torch.arange(length)
+    return (index[:, None] - index[None, :]).abs() <= window
 
 
 def _reference(q, k, v, real, window):

@@ -109,7 +109,7 @@ class TaskBoard:
     tier: str = "default"
     reference: str = BASELINE
     verdicts: list[ControlVerdict] = field(default_factory=list)
-    sparsity: list[SparsityLine] = field(default_factory=list)  # one per tier, exact rows
+    sparsity: list[SparsityLine] = field(default_factory=list)  # from exact rows; 0 or 1
 
     @property
     def arrow(self) -> str:
@@ -286,23 +286,21 @@ def _sidecars(row: Row, loaded: dict[str, ExampleScores | None]) -> dict[int, Ex
 
 
 def sparsity_lines(records: list[RunResult]) -> list[SparsityLine]:
-    """One :class:`SparsityLine` per tier from the finished runs of exact backends that
-    measured a sparsity profile, tiers sorted by name."""
+    """The board's :class:`SparsityLine` (its records share one tier) from the finished
+    runs of exact backends that measured a sparsity profile; empty when none did."""
     profiled = [
         r
         for r in records
         if r.status == "ok" and r.backend.exact and r.fidelity and r.fidelity.sparsity
     ]
-    lines = []
-    for tier in sorted({r.tier for r in profiled}):
-        group = [r for r in profiled if r.tier == tier]
-        figures = {}
-        for name in SPARSITY_FIGURES:
-            values = [v for r in group if (v := getattr(r.fidelity.sparsity, name)) is not None]
-            figures[name] = statistics.fmean(values) if values else None
-        backends = sorted({r.backend.name for r in group})
-        lines.append(SparsityLine(tier=tier, backends=backends, runs=len(group), figures=figures))
-    return lines
+    if not profiled:
+        return []
+    figures = {}
+    for name in SPARSITY_FIGURES:
+        values = [v for r in profiled if (v := getattr(r.fidelity.sparsity, name)) is not None]
+        figures[name] = statistics.fmean(values) if values else None
+    backends = sorted({r.backend.name for r in profiled})
+    return [SparsityLine(profiled[0].tier, backends, len(profiled), figures)]
 
 
 def _row(label: str, cell: list[tuple[Path, RunResult]]) -> Row:
@@ -319,7 +317,11 @@ def _row(label: str, cell: list[tuple[Path, RunResult]]) -> Row:
         reasons.append(why)
     primaries = [r.quality.primary for r in ok if r.quality.primary is not None]
     swapped = [r.swap for r in ok if r.swap is not None]
-    trained = [s.trained_quality.primary for s in swapped if s.trained_quality]
+    trained = [
+        s.trained_quality.primary
+        for s in swapped
+        if s.trained_quality and s.trained_quality.primary is not None
+    ]
     return Row(
         label=label,
         backend=records[0].backend.name,
@@ -350,9 +352,7 @@ def _row(label: str, cell: list[tuple[Path, RunResult]]) -> Row:
             if r.status == "ok" and r.quality.examples_file
         },
         trained_with=swapped[0].trained_with if swapped else None,
-        trained_primary=statistics.fmean(p for p in trained if p is not None)
-        if any(p is not None for p in trained)
-        else None,
+        trained_primary=statistics.fmean(trained) if trained else None,
         mass_on_truth=_fidelity(ok, "mass_on_truth"),
         uniform_mass=_fidelity(ok, "uniform_mass"),
         aer=_fidelity(ok, "aer"),
@@ -634,7 +634,7 @@ def _fidelity_text(row: Row) -> str:
 
 
 def sparsity_notes(board: TaskBoard) -> list[str]:
-    """One sentence (no final stop) per tier of the board's sparsity profile."""
+    """The sentence (no final stop) of the board's sparsity profile, if it has one."""
     notes = []
     for line in board.sparsity:
         f = line.figures

@@ -173,7 +173,7 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
     model = build_model(plan, task)
     backend = model.backends[-1]  # measured and described: the layer the heatmaps draw
     print(header_line(plan, trainer_cfg), flush=True)
-    optim, total_steps = plan.optim, int(trainer_cfg.get("max_steps") or 1000)
+    optim, total_steps = plan.optim, _max_steps(trainer_cfg)
     if plan.trained_with is not None:
         result.swap = swap_in(plan, model, lambda training: _train_weights(training, task, run_dir))
         total_steps = trainer_cfg["max_steps"] = plan.eval.finetune_steps
@@ -233,6 +233,11 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
     return logger
 
 
+def _max_steps(trainer_cfg: dict) -> int:
+    """The schedule's length: the step budget (1000 when training is bounded by epochs)."""
+    return int(trainer_cfg.get("max_steps") or 1000)
+
+
 def _trainer(trainer_cfg: dict, run_dir: Path, logger, callbacks: list) -> L.Trainer:
     if trainer_cfg.get("enable_progress_bar", True):
         callbacks = [*callbacks, StepProgressBar()]
@@ -263,7 +268,7 @@ def _train_weights(plan: RunPlan, task: Task, run_dir: Path):
     print(f"xbench: training the swap-in weights with {plan.backend.name}", flush=True)
     model = build_model(plan, task)
     trainer_cfg = dict(plan.config["trainer"])
-    module = Seq2SeqModule(model, task, plan.optim, int(trainer_cfg.get("max_steps") or 1000))
+    module = Seq2SeqModule(model, task, plan.optim, _max_steps(trainer_cfg))
     trainer = _trainer(trainer_cfg, run_dir / "trained_with", None, [])
     trainer.fit(module, datamodule=task.datamodule)
     trainer.test(module, datamodule=task.datamodule, verbose=False)

@@ -14,12 +14,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def band_mask(length: int, window: int, device: torch.device | None = None) -> Tensor:
-    """(length, length) bool: True where ``|i − j| <= window`` (the reference of the band)."""
-    index = torch.arange(length, device=device)
-    return (index[:, None] - index[None, :]).abs() <= window
-
-
 def windowed_attention(
     q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Tensor | None, window: int
 ) -> Tensor:
