@@ -49,7 +49,20 @@ class QADataOptions(SplitOptions, HFSourceOptions):
         "one-word names at every length",
         choices=NAME_STYLES,
     )
+    filler_words: int = option(
+        0,
+        help="words of entity-free filler sentences spread between the facts of a val/test "
+        "context (a haystack: longer sources, as many competing facts)",
+        min=0,
+        max=20000,
+    )
     # length curriculum: training contexts of other lengths than the evaluated ones
+    train_filler_words: int = option(
+        0,
+        help="most filler words of a training context; each draws 0 … this many uniformly",
+        min=0,
+        max=20000,
+    )
     train_max_facts: int = option(
         0,
         help="most facts per training context; 0: num_facts (val/test keep num_facts)",
@@ -127,9 +140,14 @@ def split_generators(data: QADataOptions) -> dict[str, QAGeneratorOptions]:
         data.seed,
         full_names=full_names,
         names=data.names,
+        filler_words=data.filler_words,
     )
     train = dataclasses.replace(
-        evaluation, num_facts=most, min_facts=fewest if fewest < most else 0
+        evaluation,
+        num_facts=most,
+        min_facts=fewest if fewest < most else 0,
+        filler_words=data.train_filler_words,
+        vary_filler=True,
     )
     return {"train": train, "val": evaluation, "test": evaluation}
 

@@ -21,6 +21,7 @@ import random
 from dataclasses import dataclass
 
 from xbench_tasks.qa.examples import QAExample
+from xbench_tasks.qa.filler import with_filler
 
 # Part of the cache key: bump it whenever the generator's output changes.
 GENERATOR_VERSION = 4
@@ -157,7 +158,9 @@ class QAGeneratorOptions:
 
     ``min_facts`` > 0: each context has a number of facts drawn uniformly from
     ``min_facts`` … ``num_facts``; 0: exactly ``num_facts``. ``full_names``: people always
-    go by first and last name, whatever the context's length.
+    go by first and last name, whatever the context's length. ``filler_words``: filler
+    sentences of at least that many words spread between the facts (a haystack);
+    ``vary_filler``: each context draws its filler uniformly from 0 … ``filler_words``.
     """
 
     num_facts: int
@@ -167,6 +170,8 @@ class QAGeneratorOptions:
     min_facts: int = 0
     full_names: bool = False
     names: str = "auto"
+    filler_words: int = 0
+    vary_filler: bool = False
 
     def __post_init__(self) -> None:
         if self.names not in NAME_STYLES:
@@ -299,6 +304,9 @@ def generate_example(rng: random.Random, options: QAGeneratorOptions, uid: str) 
     rng.shuffle(pool)
     facts += pool[: max(0, num_facts - len(facts))]
     rng.shuffle(facts)
+    if options.filler_words:
+        words = rng.randint(0, options.filler_words) if options.vary_filler else None
+        facts = with_filler(rng, facts, options.filler_words if words is None else words)
     start = answer_start(facts, needed[-1], answer)
     return QAExample(uid, " ".join(facts), question, (answer,), start)
 

@@ -18,7 +18,18 @@ from xbench.run.plan import plan_run
 from xbench.run.runner import execute
 from xbench.taskkit.text import split_words
 from xbench_tasks.qa import QADataOptions, QAOptions, build_qa, load_examples
-from xbench_tasks.qa.generator import COINED_NAMES, NAMES, QAGeneratorOptions, generate_split
+from xbench_tasks.qa.filler import FILLER_WORDS
+from xbench_tasks.qa.generator import (
+    ANIMALS,
+    CITIES,
+    COINED_NAMES,
+    MONTHS,
+    NAMES,
+    ORG_KINDS,
+    ORG_STEMS,
+    QAGeneratorOptions,
+    generate_split,
+)
 
 
 def _facts(context: str) -> int:
@@ -161,3 +172,46 @@ def test_a_long_tier_qa_cell_runs_end_to_end(tmp_path):
     assert measured.prefill.shape.nk >= 1500
     assert measured.train.describe["kept_fraction"] == 1.0
     assert measured.prefill.describe["kept_fraction"] < 0.2
+
+
+def _filler(context: str) -> list[str]:
+    return [s for s in context.split(" . ") if s.startswith("the ")]
+
+
+def test_filler_names_nothing_a_fact_or_question_uses():
+    fact_words = set(COINED_NAMES) | set(NAMES) | set(CITIES) | set(ORG_STEMS) | set(ORG_KINDS)
+    fact_words |= set(ANIMALS) | set(MONTHS)
+    assert FILLER_WORDS.isdisjoint(fact_words)
+    assert not any(word.isdigit() for word in FILLER_WORDS)
+
+
+def test_a_haystack_keeps_the_facts_and_points_at_the_answer():
+    plain = QAGeneratorOptions(num_facts=8, distractors=2, two_hop=0.3, seed=4, names="coined")
+    hay = QAGeneratorOptions(**{**vars(plain), "filler_words": 600})
+    for example in generate_split(hay, "test", 20):
+        assert 7 * len(_filler(example.context)) >= 600
+        facts = [s for s in example.context.split(" . ") if not s.startswith("the ")]
+        assert len(facts) == 8
+        start = example.answer_start
+        assert example.context[start : start + len(example.answers[0])] == example.answers[0]
+    assert not any(_filler(e.context) for e in generate_split(plain, "test", 20))
+
+
+def test_training_contexts_draw_their_filler_and_evaluation_ones_have_it_all():
+    data = QADataOptions(
+        num_facts=6, filler_words=300, train_filler_words=100, names="coined", train_size=100,
+        val_size=10, test_size=10,
+    )  # fmt: skip
+    splits, info = load_examples(data)
+
+    train = [7 * len(_filler(e.context)) for e in splits["train"]]
+    assert min(train) < 30 and max(train) >= 100 and max(train) < 110
+    assert all(7 * len(_filler(e.context)) >= 300 for e in splits["test"] + splits["val"])
+    assert info["params"]["train_generator"]["filler_words"] == 100
+
+
+@pytest.mark.parametrize("name", ["filler_words", "train_filler_words"])
+@pytest.mark.parametrize("value", [-1, 20001])
+def test_filler_options_out_of_range_are_one_line(name, value):
+    with pytest.raises(UserError, match=name):
+        build_options(QADataOptions, {name: value}, "task.data")
