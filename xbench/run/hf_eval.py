@@ -89,7 +89,7 @@ def evaluate_hf(
     )
     cut = sum(b.cut for b in test)
     if cut:
-        line = f"{cut} test sources are longer than the model's input window and were cut to it"
+        line = f"{cut} test sources are longer than the model reads and were cut to its limit"
         result.task.warnings.append(line)
         print(f"data warning ({plan.task.name}): {line}", flush=True)
     print(header_line(plan, hf, type(model).__name__, device), flush=True)
@@ -149,12 +149,16 @@ def _inputs(hf: HFModelPlan) -> str:
 
 def _budget(hf: HFModelPlan, task: Task, test: list[HFBatch]) -> int:
     """Greedy decoding's budget: the setting, else the longest test reference in the
-    model's tokens (EOS included), else (random weights) the task's own budget."""
+    model's tokens (EOS included), else (random weights) the task's own budget; at most
+    the model's decoder positions."""
     if hf.settings.max_new_tokens:
-        return hf.settings.max_new_tokens
-    if hf.tokenizer is not None:
-        return max(b.decoder_length for b in test)
-    return task.decoding_budget
+        budget = hf.settings.max_new_tokens
+    elif hf.tokenizer is not None:
+        budget = max(b.decoder_length for b in test)
+    else:
+        budget = task.decoding_budget
+    limit = hf.target_limit  # the start token takes a decoder position too
+    return budget if limit is None else min(budget, limit - 1)
 
 
 def _real(batch: HFBatch) -> RealBatch:

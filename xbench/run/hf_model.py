@@ -73,6 +73,22 @@ class HFModelPlan:
         return {"revision": self.settings.revision} if self.settings.revision else {}
 
     @property
+    def source_limit(self) -> int:
+        """The longest source the model reads in its tokens: its position table (T5's
+        relative positions have none: its tokenizer's limit)."""
+        limits = [getattr(self.config, "max_position_embeddings", None)]
+        limits.append(getattr(self.tokenizer, "model_max_length", None))
+        return min(int(n) for n in limits if n) if any(limits) else 512
+
+    @property
+    def target_limit(self) -> int | None:
+        """The most decoder positions the model has (None: relative positions, no limit)."""
+        for key in ("max_target_positions", "max_position_embeddings"):
+            if getattr(self.config, key, None):
+                return int(getattr(self.config, key))
+        return None
+
+    @property
     def feature_frames(self) -> int:
         """The encoder's input window in feature frames (Whisper: 30 s = 3000 frames)."""
         frames = getattr(self.feature_extractor, "nb_max_frames", None)
@@ -275,8 +291,11 @@ def hf_batch(plan: HFModelPlan, batch: dict[str, Any], task_tokenizer: Tokenizer
         inputs = {"input_features": features}
         key_mask = torch.ones(frames.shape[0], plan.config.max_source_positions, dtype=torch.bool)
     elif plan.tokenizer is not None:
+        texts, limit = source_texts(batch, task_tokenizer), plan.source_limit
+        full = plan.tokenizer(texts)["input_ids"]
+        cut = sum(len(ids) > limit for ids in full)
         encoded = plan.tokenizer(
-            source_texts(batch, task_tokenizer), padding=True, truncation=True, return_tensors="pt"
+            texts, padding=True, truncation=True, max_length=limit, return_tensors="pt"
         )
         inputs = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
         key_mask = encoded["attention_mask"].bool()
@@ -290,6 +309,8 @@ def hf_batch(plan: HFModelPlan, batch: dict[str, Any], task_tokenizer: Tokenizer
     else:
         prompt = batch.get("prompt")
         decoder_length = batch["target"].shape[1] - 1 + (0 if prompt is None else prompt.shape[1])
+    if plan.target_limit is not None:
+        decoder_length = min(decoder_length, plan.target_limit)
     return HFBatch(inputs, references, decoder_length, key_mask, cut)
 
 
