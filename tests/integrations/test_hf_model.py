@@ -70,13 +70,35 @@ def _character_tokenizer():
 
 
 @pytest.fixture(scope="module")
-def marian(tiny_models, tmp_path_factory):
-    """The tiny Marian with a tokenizer: a user's local folder."""
+def marian(tmp_path_factory):
+    """A tiny Marian with a tokenizer, saved as a user's local folder. Its weights are large
+    (std 1) so that greedy outputs differ between sources and follow cross-attention."""
+    import transformers
+
+    config = transformers.MarianConfig(
+        vocab_size=len(SPECIALS + CHARACTERS),
+        d_model=32,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=64,
+        pad_token_id=0,
+        eos_token_id=2,
+        decoder_start_token_id=1,
+        forced_eos_token_id=None,
+    )
+    torch.manual_seed(0)
+    model = transformers.MarianMTModel(config)
+    with torch.no_grad():
+        for weight in model.parameters():
+            if weight.dim() == 2:
+                weight.normal_(std=1.0)
     folder = tmp_path_factory.mktemp("my-marian")
-    shutil.copytree(tiny_models["marian"].folder, folder, dirs_exist_ok=True)
-    tokenizer = _character_tokenizer()
-    assert len(tokenizer) == 48
-    tokenizer.save_pretrained(folder)
+    model.save_pretrained(folder)
+    _character_tokenizer().save_pretrained(folder)
     return folder
 
 
@@ -119,7 +141,7 @@ def _predictions(run_dir) -> list[str]:
     return [example.prediction for example in scores.examples]
 
 
-def _sdpa_predictions(folder, overrides) -> list[str]:
+def _sdpa_predictions(folder, overrides, budget) -> list[str]:
     """The model's own SDPA greedy outputs on the same test inputs."""
     plan = _plan([f"model.pretrained={folder}", *overrides])
     task = plan.task.build(plan.task_options)
@@ -128,7 +150,7 @@ def _sdpa_predictions(folder, overrides) -> list[str]:
     for batch in task.datamodule.test_dataloader():
         inputs = hf_batch(plan.hf, batch, task.tokenizer).inputs
         with torch.no_grad():
-            ids = model.generate(**inputs, max_new_tokens=63, num_beams=1, do_sample=False)
+            ids = model.generate(**inputs, max_new_tokens=budget, num_beams=1, do_sample=False)
         predictions += plan.hf.tokenizer.batch_decode(ids, skip_special_tokens=True)
     return predictions
 
@@ -160,13 +182,14 @@ def test_a_local_marian_is_evaluated_with_a_backend_in_its_cross_attention(tmp_p
 
 @pytest.mark.slow
 def test_exact_backends_decode_as_the_models_own_sdpa_and_the_control_does_not(tmp_path, marian):
-    given = ["heatmaps.enabled=false", "model.max_new_tokens=63", *SMALL_TRANSLATION]
-    sdpa = _sdpa_predictions(marian, given)
+    given = ["heatmaps.enabled=false", "model.max_new_tokens=24", *SMALL_TRANSLATION]
+    sdpa = _sdpa_predictions(marian, given, 24)
     swapped = {}
     for backend in ("naive", "flash", "uniform"):
         _run(tmp_path, backend, [f"model.pretrained={marian}", f"backend={backend}", *given])
         swapped[backend] = _predictions(tmp_path / backend)
 
+    assert len(set(sdpa)) > 4  # outputs that follow their sources
     assert swapped["naive"] == sdpa and swapped["flash"] == sdpa
     assert swapped["uniform"] != sdpa
 
