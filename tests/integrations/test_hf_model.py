@@ -306,3 +306,48 @@ def test_without_transformers_model_hf_says_how_to_install_it(monkeypatch, maria
     hint = r"model=hf needs transformers: pip install 'xbench\[transformers\]'"
     with pytest.raises(UserError, match=hint):
         _plan([f"model.pretrained={marian}"])
+
+
+def test_resume_notices_a_model_folder_saved_again(tmp_path, marian):
+    folder = tmp_path / "my-marian"
+    shutil.copytree(marian, folder)
+    before = _plan([f"model.pretrained={folder}"]).revision
+    config = folder / "config.json"
+    config.write_text(config.read_text() + "\n")
+
+    after = _plan([f"model.pretrained={folder}"]).revision
+    assert after.inputs != before.inputs and after.code == before.code
+
+
+def _readme_commands() -> list[list[str]]:
+    from pathlib import Path
+
+    readme = Path(__file__).parents[2] / "README.md"
+    section = readme.read_text().split("### A Hugging Face model on an xbench task")[1]
+    block = section.split("```bash\n")[1].split("```")[0]
+    return [line.split()[2:] for line in block.splitlines() if line.startswith("xbench run")]
+
+
+def test_the_readmes_local_commands_plan(tmp_path, marian):
+    import transformers
+
+    whisper_base = tmp_path / "whisper-base-config"
+    transformers.WhisperConfig(num_mel_bins=80).save_pretrained(whisper_base)
+    folders = {"./my-marian": str(marian), "./whisper-base-config": str(whisper_base)}
+    planned = 0
+    for command in _readme_commands():
+        args = [a for a in command if a != "-m"]
+        source = next(
+            a.split("=", 1)[1]
+            for a in args
+            if a.startswith("model.pretrained=") or a.startswith("model.config=")
+        )
+        if source not in folders:
+            continue  # a hub name: downloads
+        args = [a.replace(source, folders[source]) for a in args]
+        backends = next(a for a in args if a.startswith("backend=")).split("=", 1)[1]
+        for backend in backends.split(","):
+            given = [a for a in args if not a.startswith("backend=")]
+            assert _plan([*given, f"backend={backend}"]).hf.source == folders[source]
+            planned += 1
+    assert planned == 10  # two local commands, five backends each

@@ -13,6 +13,7 @@ inside functions only, so xbench imports without it.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from xbench.api.errors import UserError, first_line
 from xbench.api.options import build_options
 from xbench.api.task import TaskSpec, Tokenizer
 from xbench.config.settings import HFModelSettings, ModelSettings
+from xbench.records.result import Revision
+from xbench.run.revision import inputs_hash
 
 #: What a model's main input needs from a task, by the task's modality.
 READS = {"input_ids": "text", "input_features": "audio"}
@@ -140,6 +143,15 @@ def plan_hf_model(node: dict[str, Any], task: TaskSpec, task_options: Any) -> HF
             _check_extractor(extractor, config, where)
         plan = dataclasses.replace(plan, tokenizer=tokenizer, feature_extractor=extractor)
     return plan
+
+
+def with_model_folder(revision: Revision, plan: HFModelPlan) -> Revision:
+    """``revision`` whose inputs also cover a local model folder (its bounded listing, as
+    for a task's data folder), so resume notices a model saved again over the old one."""
+    if not plan.local:
+        return revision
+    both = f"{revision.inputs}/{inputs_hash(plan.settings)}"
+    return dataclasses.replace(revision, inputs=hashlib.sha256(both.encode()).hexdigest()[:16])
 
 
 def _settings(node: dict[str, Any]) -> HFModelSettings:

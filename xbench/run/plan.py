@@ -27,7 +27,7 @@ from xbench.integrations.wandb import check_logger_settings
 from xbench.records.result import Revision
 from xbench.registry import Registry
 from xbench.run.devices import check_devices
-from xbench.run.hf_model import HFModelPlan, plan_hf_model
+from xbench.run.hf_model import HFModelPlan, plan_hf_model, with_model_folder
 from xbench.run.revision import run_revision
 
 # Every top-level key a run reads (configs/xbench.yaml); anything else is a typo or a
@@ -72,7 +72,8 @@ class RunPlan:
     @functools.cached_property
     def revision(self) -> Revision:
         """What code and inputs this run uses (hashed once: resume and the record share it)."""
-        return run_revision(self.backend, self.task, self.task_options)
+        revision = run_revision(self.backend, self.task, self.task_options)
+        return revision if self.hf is None else with_model_folder(revision, self.hf)
 
 
 def plan_run(config: dict[str, Any], registry: Registry) -> RunPlan:
