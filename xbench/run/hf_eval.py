@@ -21,6 +21,7 @@ import torch
 from lightning.fabric.utilities import move_data_to_device
 
 from xbench.api.task import Task
+from xbench.integrations.transformers import swapped_layers, use_backend
 from xbench.measure.memory import run_peak_memory
 from xbench.records.environment import machine_load
 from xbench.records.result import (
@@ -59,8 +60,6 @@ def evaluate_hf(
 ) -> None:
     """Fill ``result`` with the Hugging Face model's quality (pretrained weights) and its
     cross-attention phases with ``plan``'s backend swapped in."""
-    from xbench.integrations.transformers import swapped_layers, use_backend
-
     hf = plan.hf
     assert hf is not None, "evaluate_hf needs model=hf"
     info = HFModelInfo(

@@ -25,6 +25,8 @@ from xbench.api.errors import UserError, first_line
 from xbench.api.options import build_options
 from xbench.api.task import TaskSpec, Tokenizer
 from xbench.config.settings import HFModelSettings, ModelSettings
+from xbench.integrations.transformers import require_transformers
+from xbench.integrations.transformers_layers import cross_attention_modules
 from xbench.records.result import Revision
 from xbench.run.revision import inputs_hash
 
@@ -107,7 +109,7 @@ def plan_hf_model(node: dict[str, Any], task: TaskSpec, task_options: Any) -> HF
             f"model=hf needs exactly one of model.pretrained=<hub name or folder> (its "
             f"weights) and model.config=<hub name or folder> (random weights); {given} given"
         )
-    transformers = _transformers()
+    transformers = require_transformers("model=hf")
     option = "pretrained" if settings.pretrained else "config"
     source = settings.pretrained or settings.config
     if task.modality not in ALLOWED_TASKS:
@@ -169,16 +171,6 @@ def _settings(node: dict[str, Any]) -> HFModelSettings:
     return build_options(HFModelSettings, values, "model")
 
 
-def _transformers() -> Any:
-    try:
-        import transformers
-    except ImportError:
-        from xbench.integrations.transformers import INSTALL_HINT
-
-        raise UserError(f"model=hf needs transformers: {INSTALL_HINT}") from None
-    return transformers
-
-
 def _is_local(option: str, source: str) -> bool:
     """A folder that exists; a path-like name that does not is an error, anything else is a
     hub name (``org/name``)."""
@@ -210,8 +202,10 @@ def _model_class(transformers: Any, config: Any, where: str) -> type:
             f"{where} is a {config.model_type!r} model, not an encoder-decoder: model=hf "
             "swaps backends into cross-attention"
         )
-    for auto in (transformers.AutoModelForSeq2SeqLM, transformers.AutoModelForSpeechSeq2Seq):
-        mapping = auto._model_mapping
+    for mapping in (
+        transformers.MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING,
+        transformers.MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING,
+    ):
         if type(config) in mapping:
             return mapping[type(config)]
     raise UserError(f"{where}: transformers has no sequence-to-sequence model for its config")
@@ -246,14 +240,13 @@ def load_model(plan: HFModelPlan, seed: int) -> torch.nn.Module:
         )
     else:
         torch.manual_seed(seed)
-        model = plan.model_class._from_config(plan.config, attn_implementation="sdpa")
+        model = plan.model_class(plan.config)
+        model.set_attn_implementation("sdpa")
     return model.eval()
 
 
 def cross_attention_shape(model: torch.nn.Module) -> tuple[int, int]:
     """Heads and head dimension of the model's cross-attention (what the backend runs at)."""
-    from xbench.integrations.transformers_layers import cross_attention_modules
-
     _, module = next(iter(cross_attention_modules(model)))
     heads = getattr(module, "num_heads", None) or getattr(module, "n_heads", None)
     head_dim = getattr(module, "head_dim", None) or getattr(module, "key_value_proj_dim", None)

@@ -168,7 +168,7 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
 
         device = _training_device(trainer_cfg)
         evaluate_hf(plan, task, run_dir, result, device, _compute_dtype(trainer_cfg, device))
-        return None
+        return _logger(config, run_dir, result)  # the record's summary goes to wandb too
     reason = _unsupported(backend, plan.model, task, trainer_cfg)
     if reason:
         result.status, result.error = "unsupported", reason
