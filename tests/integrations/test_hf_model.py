@@ -160,7 +160,7 @@ def test_a_local_marian_is_evaluated_with_a_backend_in_its_cross_attention(tmp_p
         tmp_path, "naive", [f"model.pretrained={marian}", "backend=naive", *SMALL_TRANSLATION]
     )
 
-    hf = record.model.hf
+    hf = record.hf_model
     assert (hf.architecture, hf.weights, hf.location) == ("MarianMTModel", "pretrained", "local")
     assert (hf.heads, hf.head_dim, hf.decoder_layers) == (4, 8, 2)
     assert record.efficiency.train_steps == 0 and record.swap is None
@@ -199,7 +199,7 @@ def test_a_config_alone_runs_with_random_weights_and_no_quality(tmp_path, marian
         tmp_path, "config", [f"model.config={marian_config}", "backend=flash", *SMALL_TRANSLATION]
     )
 
-    hf = record.model.hf
+    hf = record.hf_model
     assert (hf.weights, hf.quality_note) == ("random", QUALITY_NOT_MEASURED)
     assert hf.inputs == "the task's own token ids"
     assert record.quality.primary is None and record.quality.metrics == {}
@@ -214,8 +214,8 @@ def test_a_config_alone_runs_with_random_weights_and_no_quality(tmp_path, marian
 def test_a_whisper_config_is_measured_at_its_encoder_length(tmp_path, whisper):
     record = _run(tmp_path, "whisper", [f"model.config={whisper}", "backend=sparse", *SMALL_SPEECH])
 
-    assert record.model.hf.architecture == "WhisperForConditionalGeneration"
-    assert record.model.hf.encoder_positions == 50
+    assert record.hf_model.architecture == "WhisperForConditionalGeneration"
+    assert record.hf_model.encoder_positions == 50
     prefill = record.efficiency.cross_attention.prefill
     assert prefill.status == "ok" and prefill.shape.nk == 50 and prefill.shape.heads == 4
 
@@ -225,7 +225,7 @@ def test_a_local_whisper_is_scored_by_the_speech_task(tmp_path, whisper):
     record = _run(tmp_path, "wer", [f"model.pretrained={whisper}", "backend=linear", *SMALL_SPEECH])
 
     assert set(record.quality.metrics) == {"wer", "cer"} and record.quality.test_examples == 4
-    assert record.model.hf.inputs.startswith("the task's log-mel features")
+    assert record.hf_model.inputs.startswith("the task's log-mel features")
     assert (tmp_path / "wer" / "examples.json").is_file()
 
 
@@ -260,7 +260,7 @@ def test_a_cli_sweep_swaps_every_backend_into_the_folder(tmp_path, marian):
         "sparse",
         "uniform",
     ]
-    assert all(r["status"] == "ok" and r["model"]["hf"]["weights"] == "pretrained" for r in records)
+    assert all(r["status"] == "ok" and r["hf_model"]["weights"] == "pretrained" for r in records)
     assert "evaluation only (no training)" in done.stdout
 
 

@@ -107,12 +107,11 @@ class HFModelInfo(Jsonable):
 class ModelInfo(Jsonable):
     """The encoder-decoder of a run: its config-group name (``model=tiny``) and the
     resolved settings it was built with (the fields of ``xbench.config.settings.ModelSettings``,
-    kept as a mapping so the record does not change shape when that config grows); ``hf``
-    for a Hugging Face model (``model=hf``), absent otherwise (an additive sub-record)."""
+    kept as a mapping so the record does not change shape when that config grows; with
+    ``model=hf`` those of ``HFModelSettings``, and the record's ``hf_model`` says more)."""
 
     name: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
-    hf: HFModelInfo | None = None
 
 
 @dataclass(frozen=True)
@@ -398,6 +397,7 @@ class RunResult(Jsonable):
     seed: int
     tier: str = "default"
     swap: SwapIn | None = None
+    hf_model: HFModelInfo | None = None  # model=hf: the Hugging Face model under test
     status: str = "ok"
     error: str | None = None
     quality: Quality = field(default_factory=Quality)

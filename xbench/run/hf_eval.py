@@ -72,7 +72,8 @@ def evaluate_hf(
         encoder_positions=hf.config.max_source_positions if hf.reads == "audio" else None,
         quality_note=None if hf.pretrained else QUALITY_NOT_MEASURED,
     )
-    result.model = ModelInfo(name="hf", settings=asdict(hf.settings), hf=info)
+    result.model = ModelInfo(name="hf", settings=asdict(hf.settings))
+    result.hf_model = info
     check_task_ids(hf, task.tokenizer)
     test = [hf_batch(hf, b, task.tokenizer) for b in task.datamodule.test_dataloader()]
     train = hf_batch(hf, first_batch(task.datamodule.train_dataloader()), task.tokenizer)
@@ -83,7 +84,7 @@ def evaluate_hf(
     layers = swapped_layers(model)
     backend = layers[-1].backend  # measured and described: the last layer's
     heads, head_dim = cross_attention_shape(model)
-    result.model.hf = replace(
+    result.hf_model = replace(
         info, heads=heads, head_dim=head_dim, decoder_layers=len(layers), max_new_tokens=budget
     )
     cut = sum(b.cut for b in test)
