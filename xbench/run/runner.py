@@ -101,7 +101,10 @@ def execute(plan: RunPlan, run_dir: Path) -> RunResult:
             options=asdict(plan.task_options),
             description=plan.task.description,
         ),
-        model=ModelInfo(name=config["model"].get("name"), settings=asdict(plan.model)),
+        model=ModelInfo(
+            name=config["model"].get("name"),
+            settings=asdict(plan.model if plan.hf is None else plan.hf.settings),
+        ),
         seed=int(config.get("seed", 0)),
         tier=plan.tier,
         config=config,
