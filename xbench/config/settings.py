@@ -97,6 +97,41 @@ class EvalSettings:
 
 
 @dataclass
+class HFModelSettings:
+    """The ``model=hf`` node: a Hugging Face encoder-decoder as the model under test,
+    evaluated (never trained) with the run's backend in its cross-attention.
+
+    ``pretrained`` loads a model with its weights, tokenizer and feature extractor;
+    ``config`` builds the architecture from its config alone with random weights (seeded),
+    fed the task's own token ids or features, to measure cross-attention at its real shapes.
+    Either is a local folder (read with ``local_files_only``) or a hub name (downloaded,
+    so it needs a network); the run plan asks for exactly one of them.
+    """
+
+    pretrained: str | None = option(
+        None, help="local folder or hub name of a model to evaluate with its weights"
+    )
+    config: str | None = option(
+        None, help="local folder or hub name of a config: the architecture, random weights"
+    )
+    revision: str | None = option(
+        None, help="hub revision (branch, tag or commit) of a hub name; null: the default"
+    )
+    max_new_tokens: int = option(
+        0,
+        help="greedy decoding budget in the model's tokens; 0: the longest test reference in "
+        "them plus EOS (model.config: the task's budget)",
+        min=0,
+    )
+
+    def __post_init__(self) -> None:
+        for key in ("pretrained", "config", "revision"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ValueError(f"{key}={value!r} must be a folder or hub name (text)")
+
+
+@dataclass
 class TrainerSettings:
     """The ``trainer`` node: the ``lightning.Trainer`` keywords xbench sets (presets:
     ``trainer=cpu|gpu|debug``). Any other Trainer keyword may be added (``+trainer.KEY=``);
@@ -155,5 +190,6 @@ RUN_SETTINGS = {
     "measure": MeasureSettings,
     "eval": EvalSettings,
 }
-# Nodes the trainer presets build on (``configs/trainer/cpu.yaml``), not the primary config.
-PRESET_SETTINGS = {"trainer": TrainerSettings}
+# Nodes presets build on (``configs/trainer/cpu.yaml``, ``configs/model/hf.yaml``), not the
+# primary config.
+PRESET_SETTINGS = {"trainer": TrainerSettings, "hf_model": HFModelSettings}

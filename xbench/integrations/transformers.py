@@ -110,13 +110,19 @@ def register_backends(registry: Registry | None = None) -> list[str]:
     return attention.register_backends((registry or get_registry()).backends)
 
 
+def require_transformers(user: str = "xbench.integrations.transformers") -> Any:
+    """The ``transformers`` module; without it a one-line :class:`UserError` saying that
+    ``user`` needs it and how to install it (the one place xbench imports it lazily)."""
+    try:
+        import transformers
+    except ImportError:
+        raise UserError(f"{user} needs transformers: {INSTALL_HINT}") from None
+    return transformers
+
+
 def _transformers_attention() -> Any:
     """The attention-function module, once transformers is known to be installed."""
-    try:
-        import transformers  # noqa: F401
-    except ImportError:
-        message = f"xbench.integrations.transformers needs transformers: {INSTALL_HINT}"
-        raise UserError(message) from None
+    require_transformers()
     from xbench.integrations import transformers_attention
 
     return transformers_attention

@@ -83,10 +83,32 @@ class TaskFacts(Jsonable):
 
 
 @dataclass
+class HFModelInfo(Jsonable):
+    """A Hugging Face encoder-decoder under test (``model=hf``): where it came from, what
+    it is, whether its weights are pretrained or random (``model.config``: quality is not
+    measured, ``quality_note`` says why) and the cross-attention shape it runs at.
+    Evaluation only: such a run never trains."""
+
+    source: str
+    location: str  # "local" (a folder, read offline) or "hub"
+    architecture: str  # the model class, e.g. MarianMTModel
+    weights: str  # "pretrained" or "random"
+    revision: str | None = None
+    inputs: str = ""  # what the encoder read: the model's tokenizer, the task's ids, features
+    heads: int | None = None
+    head_dim: int | None = None
+    decoder_layers: int | None = None
+    encoder_positions: int | None = None  # a fixed encoder length (Whisper's 1500 frames)
+    max_new_tokens: int | None = None
+    quality_note: str | None = None
+
+
+@dataclass
 class ModelInfo(Jsonable):
     """The encoder-decoder of a run: its config-group name (``model=tiny``) and the
     resolved settings it was built with (the fields of ``xbench.config.settings.ModelSettings``,
-    kept as a mapping so the record does not change shape when that config grows)."""
+    kept as a mapping so the record does not change shape when that config grows; with
+    ``model=hf`` those of ``HFModelSettings``, and the record's ``hf_model`` says more)."""
 
     name: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
@@ -375,6 +397,7 @@ class RunResult(Jsonable):
     seed: int
     tier: str = "default"
     swap: SwapIn | None = None
+    hf_model: HFModelInfo | None = None  # model=hf: the Hugging Face model under test
     status: str = "ok"
     error: str | None = None
     quality: Quality = field(default_factory=Quality)

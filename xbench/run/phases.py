@@ -85,13 +85,31 @@ def measure_phases(
         reason = first_line(f"{type(error).__name__}: {error}")[:REASON_CHARS]
         return CrossAttentionPhases(note=f"no real batch to measure at: {reason}")
 
+    return phases_at(
+        backend, train, test, model.config.heads, model.config.head_dim, settings, device, dtype
+    )
+
+
+def phases_at(
+    backend: AttentionBackend,
+    train: RealBatch,
+    test: RealBatch,
+    heads: int,
+    head_dim: int,
+    settings: MeasureSettings,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> CrossAttentionPhases:
+    """The three phases of ``backend`` with ``heads`` × ``head_dim`` queries at a train and
+    a test batch's shapes and masks (any model's: xbench's own or a Hugging Face one)."""
+
     def measure(real: RealBatch, passes: str, nq: int) -> Measurement:
         shape = AttentionShape(
             batch=real.batch,
-            heads=model.config.heads,
+            heads=heads,
             nq=nq,
             nk=real.keys,
-            head_dim=model.config.head_dim,
+            head_dim=head_dim,
             dtype=dtype_name(dtype),
             device=str(device),
             passes=passes,

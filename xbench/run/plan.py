@@ -27,6 +27,7 @@ from xbench.integrations.wandb import check_logger_settings
 from xbench.records.result import Revision
 from xbench.registry import Registry
 from xbench.run.devices import check_devices
+from xbench.run.hf_model import HFModelPlan, plan_hf_model, with_model_folder
 from xbench.run.revision import run_revision
 
 # Every top-level key a run reads (configs/xbench.yaml); anything else is a typo or a
@@ -66,11 +67,13 @@ class RunPlan:
     tier: str = "default"
     eval: EvalSettings = field(default_factory=EvalSettings)
     trained_with: BackendSpec | None = None  # eval.trained_with, resolved
+    hf: HFModelPlan | None = None  # model=hf: a Hugging Face model, evaluated only
 
     @functools.cached_property
     def revision(self) -> Revision:
         """What code and inputs this run uses (hashed once: resume and the record share it)."""
-        return run_revision(self.backend, self.task, self.task_options)
+        revision = run_revision(self.backend, self.task, self.task_options)
+        return revision if self.hf is None else with_model_folder(revision, self.hf)
 
 
 def plan_run(config: dict[str, Any], registry: Registry) -> RunPlan:
@@ -88,11 +91,21 @@ def plan_run(config: dict[str, Any], registry: Registry) -> RunPlan:
     trained_with = _trained_with(evaluation, registry)
     trainer = trainer_settings(config.get("trainer") or {})
     check_devices(trainer)
+    backend_options = build_options(backend.options, backend_cfg, "backend")
+    task_options = build_options(task.options, task_cfg, "task")
+    hf = None
+    if config["model"].get("name") == "hf":
+        if trained_with is not None:
+            raise UserError(
+                "eval.trained_with trains xbench's own model; model=hf evaluates a Hugging "
+                "Face model as it is (drop eval.trained_with)"
+            )
+        hf, model_cfg = plan_hf_model(model_cfg, task, task_options), {}
     return RunPlan(
         backend=backend,
-        backend_options=build_options(backend.options, backend_cfg, "backend"),
+        backend_options=backend_options,
         task=task,
-        task_options=build_options(task.options, task_cfg, "task"),
+        task_options=task_options,
         model=build_options(ModelSettings, model_cfg, "model"),
         optim=build_options(OptimSettings, config.get("optim"), "optim"),
         heatmaps=build_options(HeatmapSettings, config.get("heatmaps"), "heatmaps"),
@@ -102,6 +115,7 @@ def plan_run(config: dict[str, Any], registry: Registry) -> RunPlan:
         tier=tier,
         eval=evaluation,
         trained_with=trained_with,
+        hf=hf,
     )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import shutil
 import traceback
 import uuid
@@ -22,7 +21,6 @@ from xbench.api.task import Task
 from xbench.config.settings import ModelSettings
 from xbench.measure.memory import is_out_of_memory, run_peak_memory
 from xbench.records.environment import environment, git_sha, machine_load
-from xbench.records.examples import ExampleScores
 from xbench.records.result import (
     RESULT_FILE,
     BackendInfo,
@@ -43,9 +41,9 @@ from xbench.run.model import EncoderDecoder
 from xbench.run.module import DivergedError, Seq2SeqModule
 from xbench.run.phases import measure_phases, with_shares
 from xbench.run.plan import RunPlan
+from xbench.run.sidecar import write_examples
 from xbench.run.swap import shared_state, swap_in
 
-log = logging.getLogger(__name__)
 _QUIET = [".*does not have many workers.*", ".*LeafSpec.*", ".*number of training batches.*"]
 # Lightning's info lines at Trainer start ("GPU available: ...", the litlogger tip) carry
 # nothing for an xbench user: the header line says what runs where. Its other info lines
@@ -103,7 +101,10 @@ def execute(plan: RunPlan, run_dir: Path) -> RunResult:
             options=asdict(plan.task_options),
             description=plan.task.description,
         ),
-        model=ModelInfo(name=config["model"].get("name"), settings=asdict(plan.model)),
+        model=ModelInfo(
+            name=config["model"].get("name"),
+            settings=asdict(plan.model if plan.hf is None else plan.hf.settings),
+        ),
         seed=int(config.get("seed", 0)),
         tier=plan.tier,
         config=config,
@@ -165,6 +166,12 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
     for line in task.data_warnings:
         print(f"data warning ({plan.task.name}): {line}", flush=True)
     trainer_cfg = dict(config["trainer"])
+    if plan.hf is not None:  # a Hugging Face model: evaluated, never trained
+        from xbench.run.hf_eval import evaluate_hf
+
+        device = _training_device(trainer_cfg)
+        evaluate_hf(plan, task, run_dir, result, device, _compute_dtype(trainer_cfg, device))
+        return _logger(config, run_dir, result)  # the record's summary goes to wandb too
     reason = _unsupported(backend, plan.model, task, trainer_cfg)
     if reason:
         result.status, result.error = "unsupported", reason
@@ -191,7 +198,14 @@ def _train_and_measure(plan: RunPlan, run_dir: Path, result: RunResult):
         return logger
 
     result.quality = _quality(task, module)
-    result.quality.examples_file = _write_examples(task, module, run_dir, trainer.world_size)
+    result.quality.examples_file = write_examples(
+        task,
+        module.test_predictions,
+        module.test_references,
+        module.test_scores.get(task.primary_metric),
+        run_dir,
+        trainer.world_size,
+    )
     device = trainer.strategy.root_device  # Lightning moves the module back to CPU after test
     result.fidelity = fidelity_on_test_set(
         model,
@@ -273,36 +287,6 @@ def _train_weights(plan: RunPlan, task: Task, run_dir: Path):
     trainer.fit(module, datamodule=task.datamodule)
     trainer.test(module, datamodule=task.datamodule, verbose=False)
     return shared_state(model), _quality(task, module)
-
-
-def _write_examples(task: Task, module: Seq2SeqModule, run_dir: Path, processes: int) -> str | None:
-    """Write the per-example sidecar when the task declares its statistics; its file name.
-    With several processes each holds only its share of the test split: none is written.
-    Statistics that do not fit (a row count off, a NaN) cost the sidecar, not the run."""
-    statistics = task.example_statistics
-    if statistics is None or processes > 1 or not module.test_predictions:
-        return None
-    predictions, references = module.test_predictions, module.test_references
-    rows = statistics.compute(predictions, references)
-    try:
-        scores = ExampleScores.build(
-            task.primary_metric, statistics.formula, predictions, references, rows
-        )
-        path = scores.write(run_dir)
-    except ValueError as error:
-        log.warning("no per-example sidecar: the task's statistics do not fit (%s)", error)
-        return None
-    primary = module.test_scores.get(task.primary_metric)
-    if primary is not None and not math.isclose(scores.value, primary, rel_tol=1e-4, abs_tol=1e-6):
-        log.warning(
-            "the task's per-example statistics give %s = %.6g (formula %s), its metric %.6g: "
-            "the leaderboard's intervals for it are off",
-            task.primary_metric,
-            scores.value,
-            statistics.formula,
-            primary,
-        )
-    return path.name
 
 
 def build_model(plan: RunPlan, task: Task) -> EncoderDecoder:
