@@ -9,6 +9,7 @@ a checksum), a local folder of WAV/FLAC files with a transcript file, or an HF
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -24,6 +25,7 @@ from xbench.taskkit.lengths import LENGTH_LAWS, drawn_lengths
 from xbench.taskkit.options import LoaderOptions, SplitOptions, data_source, with_default
 from xbench.taskkit.text import WordTokenizer
 from xbench.taskkit.truncation import truncation_warnings
+from xbench_tasks.speech_to_text.audio import joined_waveforms
 from xbench_tasks.speech_to_text.corpus import SPLITS, CorpusSpec, load_corpus
 from xbench_tasks.speech_to_text.data import EncodedSpeech, collate
 from xbench_tasks.speech_to_text.frontend import ConvSubsampling, subsampled_lengths
@@ -98,8 +100,9 @@ class SpeechOptions(LoaderOptions):
     max_target_tokens: int = with_default(LoaderOptions, "max_target_tokens", 1000)
 
 
-def load_splits(options: SpeechOptions) -> tuple[dict, dict]:
-    """(features, transcript) examples per split and what identifies their source."""
+def load_splits(options: SpeechOptions) -> tuple[dict, dict, Callable]:
+    """(features, transcript) examples per split, what identifies their source, and the
+    evaluation splits' audio per example (``Task.waveforms``)."""
     data = options.data
     if data.source == "embedded":
         if data.words_min > data.words_max:
@@ -115,7 +118,7 @@ def load_splits(options: SpeechOptions) -> tuple[dict, dict]:
             data.snr_db,
             options.n_mels,
         )
-        utterances, checksum = load_corpus(spec)
+        utterances, checksum, audio = load_corpus(spec)
         splits = {s: joined(u, data.utterances_in(s)) for s, u in utterances.items()}
         if data.train_lengths != "fixed":
             sizes = drawn_lengths(
@@ -128,13 +131,13 @@ def load_splits(options: SpeechOptions) -> tuple[dict, dict]:
         info = {"source": "embedded", "params": spec.__dict__, "checksum": checksum}
         if any(data.utterances_in(s) > 1 for s in SPLITS):
             info["utterances_per_example"] = {s: data.utterances_in(s) for s in SPLITS}
-        return splits, info
+        return splits, info, lambda s: joined_waveforms(audio(s), data.utterances_in(s))
     from xbench_tasks.speech_to_text import real
 
     if data.source == "folder":
         if not data.path:
             raise UserError("task.data.source=folder needs task.data.path (a folder of WAV/FLAC)")
-        splits = real.load_folder(
+        splits, waveforms = real.load_folder(
             data.path,
             data.transcript,
             options.n_mels,
@@ -143,9 +146,10 @@ def load_splits(options: SpeechOptions) -> tuple[dict, dict]:
             (data.val_fraction, data.test_fraction),
             data.seed,
         )
-        return splits, {"source": "folder", "path": data.path, "transcript": data.transcript}
-    splits = real.load_hf(data, options.n_mels)
-    return splits, {"source": "hf", "name": data.hf_name, "config": data.hf_config}
+        info = {"source": "folder", "path": data.path, "transcript": data.transcript}
+        return splits, info, waveforms
+    splits, waveforms = real.load_hf(data, options.n_mels)
+    return splits, {"source": "hf", "name": data.hf_name, "config": data.hf_config}, waveforms
 
 
 def joined(utterances: list[tuple], per_example: int) -> list[tuple]:
@@ -179,7 +183,7 @@ def drawn(utterances: list[tuple], sizes: list[int], seed: int) -> list[tuple]:
 
 
 def build_speech(options: SpeechOptions) -> Task:
-    splits, info = load_splits(options)
+    splits, info, waveforms = load_splits(options)
     texts = [normalise(text) for _, text, *_ in splits["train"]]
     tokenizer = (
         WordTokenizer.from_texts(texts)
@@ -221,6 +225,7 @@ def build_speech(options: SpeechOptions) -> Task:
             "transcripts",
         ),
         example_statistics=SPEECH_STATISTICS,
+        waveforms=waveforms,
     )
 
 

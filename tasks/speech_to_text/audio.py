@@ -13,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-SAMPLE_RATE = 16_000
+from xbench.api.task import WAVEFORM_RATE
+
+SAMPLE_RATE = WAVEFORM_RATE  # the features' rate is the one Task.waveforms hands out
 WINDOW = 400  # 25 ms
 HOP = 160  # 10 ms: 100 feature frames per second
 
@@ -32,6 +34,23 @@ def log_mel(wave: np.ndarray, n_mels: int) -> np.ndarray:
     db = librosa.power_to_db(power, ref=np.max, top_db=80.0)
     mean, std = db.mean(axis=1, keepdims=True), db.std(axis=1, keepdims=True)
     return ((db - mean) / np.maximum(std, 1e-5)).T.astype(np.float32)
+
+
+def pcm16(wave: np.ndarray) -> np.ndarray:
+    """``wave`` (float, full scale ±1) as int16 samples, clipped: half the bytes of float32
+    and exact for audio that came from 16-bit PCM."""
+    return np.clip(np.round(wave * 32767.0), -32768, 32767).astype(np.int16)
+
+
+def pcm16_to_float(samples: np.ndarray) -> np.ndarray:
+    """int16 samples as a float32 waveform (the inverse of :func:`pcm16`)."""
+    return samples.astype(np.float32) / 32767.0
+
+
+def joined_waveforms(waves: list[np.ndarray], per_example: int) -> list[np.ndarray]:
+    """Consecutive waveforms joined into examples of ``per_example``, one after the other,
+    as the task joins those utterances' features."""
+    return [np.concatenate(waves[i : i + per_example]) for i in range(0, len(waves), per_example)]
 
 
 def to_16k(wave: np.ndarray, rate: int) -> np.ndarray:

@@ -4,7 +4,9 @@
 Every record is decoded and checked when the task is built, before training: a file that
 cannot be read, is empty, has another sample rate (unless resampling is allowed) or has no
 transcript stops the run with a message naming it — or, when the user asked for it with
-``skip_bad_files``, is left out with a warning naming it.
+``skip_bad_files``, is left out with a warning naming it. The evaluation splits' records
+stay at hand (a file's path, an HF row's bytes), so ``Task.waveforms`` decodes their
+audio again, as their features were made, only when a model asks for it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,11 @@ log = logging.getLogger(__name__)
 AUDIO_SUFFIXES = (".wav", ".flac")
 PATH_COLUMNS = ("path", "file")
 SPLITS = ("train", "val", "test")
+AUDIO_SPLITS = ("val", "test")  # the splits whose audio Task.waveforms gives
 Example = tuple[np.ndarray, str]
+AudioLoader = Callable[[], str | Path | bytes]
+Kept = tuple[Example, AudioLoader | None]  # an example and, if kept, where its audio is
+Waveforms = Callable[[str], list[np.ndarray]]
 
 
 class RecordChecker:
@@ -57,12 +63,14 @@ class RecordChecker:
 
 
 def examples_of(
-    records: Iterable[tuple[str, Callable[[], str | Path | bytes], str]],
+    records: Iterable[tuple[str, AudioLoader, str]],
     checker: RecordChecker,
     n_mels: int,
     resample: bool,
-) -> list[tuple[str, Example]]:
-    """(where, (features, text)) of every good (where, audio loader, text) record."""
+    keep_audio: bool = False,
+) -> list[tuple[str, Example, AudioLoader | None]]:
+    """(where, (features, text), its audio loader if ``keep_audio`` else None) of every
+    good (where, audio loader, text) record."""
     out = []
     for where, load, text in records:
         if not text.strip():
@@ -76,8 +84,22 @@ def examples_of(
         except OSError as error:
             checker.reject(where, f"cannot be read ({error.strerror or error})")
             continue
-        out.append((where, (log_mel(wave, n_mels), text)))
+        out.append((where, (log_mel(wave, n_mels), text), load if keep_audio else None))
     return out
+
+
+def with_waveforms(
+    splits: dict[str, list[Kept]], resample: bool
+) -> tuple[dict[str, list[Example]], Waveforms]:
+    """The examples per split and their ``Task.waveforms``: the evaluation splits' audio,
+    decoded again when asked for (the same checks and resampling as for their features),
+    so it takes no memory and no time until a model needs it."""
+    audio = {split: [load for _, load in splits[split]] for split in AUDIO_SPLITS}
+
+    def waveforms(split: str) -> list[np.ndarray]:
+        return [decode_audio(load(), resample) for load in audio[split]]
+
+    return {split: [example for example, _ in kept] for split, kept in splits.items()}, waveforms
 
 
 def _read_transcript(path: Path) -> tuple[list[dict[str, str]], str]:
@@ -105,8 +127,9 @@ def load_folder(
     skip_bad_files: bool,
     split_fractions: tuple[float, float],
     seed: int,
-) -> dict[str, list[Example]]:
-    """Examples per split from ``folder`` and its transcript (CSV, or TSV by suffix).
+) -> tuple[dict[str, list[Example]], Waveforms]:
+    """Examples per split from ``folder`` and its transcript (CSV, or TSV by suffix), and
+    the evaluation splits' waveforms (:func:`with_waveforms`).
 
     Paths in the transcript are relative to ``folder``. An optional ``split`` column
     (train/val/test) fixes the splits; otherwise a seeded shuffle holds out
@@ -138,19 +161,19 @@ def load_folder(
     for audio in sorted(p.resolve() for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES):
         if audio not in listed:
             checker.reject(str(audio), f"has no transcript row in {transcript_path}")
-    examples = examples_of(records, checker, n_mels, resample)
+    examples = examples_of(records, checker, n_mels, resample, keep_audio=True)
     checker.finish()
     if any(split_of.values()):
-        splits = {s: [ex for where, ex in examples if split_of[where] == s] for s in SPLITS}
+        splits = {s: [(ex, a) for where, ex, a in examples if split_of[where] == s] for s in SPLITS}
     else:
-        splits = _random_splits([ex for _, ex in examples], split_fractions, seed)
+        splits = _random_splits([(ex, a) for _, ex, a in examples], split_fractions, seed)
     _check_sizes(splits, str(root))
-    return splits
+    return with_waveforms(splits, resample)
 
 
 def _random_splits(
-    examples: list[Example], fractions: tuple[float, float], seed: int
-) -> dict[str, list[Example]]:
+    examples: list[Kept], fractions: tuple[float, float], seed: int
+) -> dict[str, list[Kept]]:
     order = np.random.default_rng(seed).permutation(len(examples))
     n_val, n_test = (max(1, round(f * len(examples))) for f in fractions)
     chosen = [examples[i] for i in order]
@@ -161,19 +184,21 @@ def _random_splits(
     }
 
 
-def _check_sizes(splits: dict[str, list[Example]], where: str) -> None:
+def _check_sizes(splits: dict[str, list[Kept]], where: str) -> None:
     empty = [s for s in SPLITS if not splits[s]]
     if empty:
         raise UserError(f"{where}: no usable audio for split(s) {', '.join(empty)}")
 
 
-def load_hf(data: SpeechDataOptions, n_mels: int) -> dict[str, list[Example]]:
-    """Examples per split of an HF audio dataset; audio is decoded here with soundfile
-    (the column is read undecoded), so every source goes through the same checks."""
+def load_hf(data: SpeechDataOptions, n_mels: int) -> tuple[dict[str, list[Example]], Waveforms]:
+    """Examples per split of an HF audio dataset and the evaluation splits' waveforms;
+    audio is decoded here with soundfile (the column is read undecoded), so every source
+    goes through the same checks. Only the evaluation hub splits' rows are kept."""
     checker = RecordChecker(data.skip_bad_files)
     columns = (data.hf_audio_column, data.hf_text_column)
+    evaluation = {data.hf_val_split, data.hf_test_split}
 
-    def load(hf_split: str) -> list[Example]:
+    def load(hf_split: str) -> list[Kept]:
         table, _ = load_hf_split(data.hf_name, hf_split, data.hf_config)
         import datasets  # present: load_hf_split has imported it
 
@@ -185,17 +210,18 @@ def load_hf(data: SpeechDataOptions, n_mels: int) -> dict[str, list[Example]]:
             )
         table = table.cast_column(data.hf_audio_column, datasets.Audio(decode=False))
         records = hf_records(f"{data.hf_name}[{hf_split}]", table, *columns)
-        return [ex for _, ex in examples_of(records, checker, n_mels, data.resample)]
+        kept = examples_of(records, checker, n_mels, data.resample, hf_split in evaluation)
+        return [(ex, audio) for _, ex, audio in kept]
 
     splits = data.load_hf_splits(load)
     checker.finish()
     _check_sizes(splits, f"HF dataset {data.hf_name!r}")
-    return splits
+    return with_waveforms(splits, data.resample)
 
 
 def hf_records(
     where: str, rows: Iterable[dict], audio_column: str, text_column: str
-) -> Iterator[tuple[str, Callable[[], str | bytes], str]]:
+) -> Iterator[tuple[str, AudioLoader, str]]:
     """(where, audio loader, text) of rows whose audio is HF's undecoded form
     ``{"bytes": ..., "path": ...}`` (bytes win; a path alone is read from disk)."""
     for i, row in enumerate(rows):

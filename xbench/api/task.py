@@ -67,6 +67,11 @@ MODALITIES: Mapping[str, str] = {
 }
 
 
+#: The sample rate of :attr:`Task.waveforms` (Hz): what speech models' own feature
+#: extractors (Whisper's) read.
+WAVEFORM_RATE = 16_000
+
+
 #: How a primary metric is rebuilt from per-example statistics: the examples' statistics
 #: are summed column by column, then (``n`` = the number of examples):
 CORPUS_FORMULAS: Mapping[str, str] = {
@@ -168,6 +173,11 @@ class Task:
     - ``example_statistics`` (optional): how the primary metric decomposes over test
       examples (:class:`ExampleStatistics`); without it the run keeps no per-example
       statistics and the leaderboard shows no interval for its rows.
+    - ``waveforms(split)`` (audio tasks, optional): the raw audio of ``"val"`` or ``"test"``,
+      one mono float32 waveform at :data:`WAVEFORM_RATE` per example, in the order the
+      split's dataloader yields the examples (it does not shuffle them); for models that
+      compute their own features from audio (a pretrained Whisper through its feature
+      extractor, ``model=hf``). None when the task has no audio to give.
     """
 
     datamodule: L.LightningDataModule
@@ -184,6 +194,7 @@ class Task:
     source_image: Callable[[Any, int], tuple[np.ndarray, tuple[int, int]] | None] | None = None
     data_warnings: list[str] = field(default_factory=list)
     example_statistics: ExampleStatistics | None = None
+    waveforms: Callable[[str], list[np.ndarray]] | None = None
 
     @property
     def decoding_budget(self) -> int:
