@@ -5,6 +5,7 @@ one-line errors before any data is built. Everything offline."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -42,6 +43,13 @@ SMALL_SPEECH = [
     "task.batch_size=4",
     "task.eval_batch_size=4",
     "task.n_mels=16",  # the tiny Whisper's mel bins
+]
+#: Speech for a pretrained Whisper: its extractor makes its own 16 bins from the task's audio,
+#: whatever the task's own features have; two test batches, so the audio follows each batch.
+AUDIO_SPEECH = [
+    *(o for o in SMALL_SPEECH if not o.startswith(("task.n_mels", "task.eval_batch_size"))),
+    "task.n_mels=20",
+    "task.eval_batch_size=2",
 ]
 QUICK = ["logger=none", "measure.repeats=2", "measure.warmup=0", "heatmaps.examples=2"]
 
@@ -222,11 +230,58 @@ def test_a_whisper_config_is_measured_at_its_encoder_length(tmp_path, whisper):
 
 @pytest.mark.slow
 def test_a_local_whisper_is_scored_by_the_speech_task(tmp_path, whisper):
-    record = _run(tmp_path, "wer", [f"model.pretrained={whisper}", "backend=linear", *SMALL_SPEECH])
+    record = _run(tmp_path, "wer", [f"model.pretrained={whisper}", "backend=linear", *AUDIO_SPEECH])
 
     assert set(record.quality.metrics) == {"wer", "cer"} and record.quality.test_examples == 4
-    assert record.hf_model.inputs.startswith("the task's log-mel features")
+    assert record.hf_model.inputs == "the task's audio through the model's feature extractor"
     assert (tmp_path / "wer" / "examples.json").is_file()
+
+
+@pytest.mark.slow
+def test_a_pretrained_whisper_reads_the_tasks_audio_through_its_extractor(
+    tmp_path, whisper, monkeypatch
+):
+    import transformers
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+    given = [f"model.pretrained={whisper}", "heatmaps.enabled=false", "model.max_new_tokens=12"]
+    given += AUDIO_SPEECH
+    plan = _plan(given)
+    task = plan.task.build(plan.task_options)
+    extractor = transformers.AutoFeatureExtractor.from_pretrained(whisper)
+    waves = task.waveforms("test")
+    expected = extractor(waves, sampling_rate=16000, return_tensors="pt").input_features
+    model = plan.hf.model_class.from_pretrained(whisper, attn_implementation="sdpa").eval()
+    with torch.no_grad():
+        ids = model.generate(expected, max_new_tokens=12, num_beams=1, do_sample=False)
+    sdpa = plan.hf.tokenizer.batch_decode(ids, skip_special_tokens=True)
+    seen: list[torch.Tensor] = []  # what the encoder reads, batch by batch
+    forward = WhisperEncoder.forward
+
+    def recorded(self, input_features, *args, **kwargs):
+        seen.append(input_features.detach().clone())
+        return forward(self, input_features, *args, **kwargs)
+
+    monkeypatch.setattr(WhisperEncoder, "forward", recorded)
+    for backend in ("naive", "flash"):
+        seen.clear()
+        _run(tmp_path, backend, [*given, f"backend={backend}"])
+        assert [len(x) for x in seen] == [2, 2]  # one generate per test batch, in order
+        assert torch.equal(torch.cat(seen), expected)
+        assert _predictions(tmp_path / backend) == sdpa
+
+    assert len(waves) == 4 and len(set(sdpa)) > 1  # outputs that follow their audio
+
+
+def test_a_pretrained_whisper_needs_no_matching_n_mels_but_a_task_with_audio(tmp_path, whisper):
+    plan = _plan([f"model.pretrained={whisper}", "backend=naive", *AUDIO_SPEECH])  # 20 ≠ 16 bins
+    build = plan.task.build
+    plan.task = dataclasses.replace(
+        plan.task, build=lambda options: dataclasses.replace(build(options), waveforms=None)
+    )
+    with pytest.raises(UserError, match=r"reads audio through its feature extractor.*gives no"):
+        execute(plan, tmp_path / "run")
+    assert not (tmp_path / "run" / "examples.json").exists()
 
 
 @pytest.mark.slow

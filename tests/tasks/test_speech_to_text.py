@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import sys
@@ -18,10 +19,17 @@ from xbench.registry import get_registry
 from xbench.run.model import EncoderDecoder
 from xbench.run.plan import plan_run
 from xbench.run.runner import execute
+from xbench.taskkit.cache import cache_path
 from xbench_plugins.naive import NaiveAttention
 from xbench_tasks.speech_to_text import SpeechDataOptions, SpeechOptions, build_speech
 from xbench_tasks.speech_to_text.audio import SAMPLE_RATE, BadAudio, decode_audio, log_mel
-from xbench_tasks.speech_to_text.corpus import WORDS, CorpusSpec, load_corpus, utterances
+from xbench_tasks.speech_to_text.corpus import (
+    CORPUS_VERSION,
+    WORDS,
+    CorpusSpec,
+    load_corpus,
+    utterances,
+)
 from xbench_tasks.speech_to_text.espeak import synthesize
 from xbench_tasks.speech_to_text.frontend import ConvSubsampling, subsampled_lengths
 from xbench_tasks.speech_to_text.metrics import speech_metrics
@@ -67,18 +75,70 @@ def test_corpus_splits_are_sized_disjoint_and_seeded():
     assert utterances(CorpusSpec(6, *list(TINY.__dict__.values())[1:])) != splits
 
 
+def _cached(spec: CorpusSpec, part: dict | None = None):
+    params = {**dataclasses.asdict(spec), "version": CORPUS_VERSION, **(part or {})}
+    return cache_path("speech_to_text", params, ".npz")
+
+
 def test_corpus_is_cached_and_a_corrupt_cache_is_rebuilt(tmp_path):
-    first, checksum = load_corpus(TINY)
-    (path,) = (tmp_path / "cache" / "speech_to_text").glob("*.npz")
+    first, checksum, _ = load_corpus(TINY)
+    path = _cached(TINY)
+    assert sorted((tmp_path / "cache" / "speech_to_text").glob("*.npz")) == sorted(
+        [path, _cached(TINY, {"part": "audio"})]
+    )
     assert first["train"][0][0].shape[1] == TINY.n_mels and first["train"][0][0].shape[0] > 50
     path.write_bytes(path.read_bytes()[:-100])
-    again, checksum_again = load_corpus(TINY)
+    again, checksum_again, _ = load_corpus(TINY)
     assert checksum_again == checksum
     for split in first:
         for (a, text_a, words_a), (b, text_b, words_b) in zip(
             first[split], again[split], strict=True
         ):
             assert text_a == text_b and np.array_equal(a, b) and np.array_equal(words_a, words_b)
+
+
+def test_the_corpus_keeps_the_evaluation_audio_its_features_came_from(tmp_path):
+    splits, _, waveforms = load_corpus(TINY)
+    for split in ("val", "test"):
+        waves = waveforms(split)
+        assert len(waves) == len(splits[split]) == 4
+        for wave, (frames, _, _) in zip(waves, splits[split], strict=True):
+            assert wave.dtype == np.float32 and np.abs(wave).max() <= 1.0
+            assert len(frames) == 1 + len(wave) // 160  # 10 ms frames, centred windows
+            expected = log_mel(wave, TINY.n_mels).astype(np.float16)
+            assert np.allclose(expected.astype(np.float32), frames.astype(np.float32), atol=0.02)
+    with pytest.raises(KeyError, match="'train'"):
+        waveforms("train")
+
+
+def test_corpus_audio_round_trips_the_cache_and_a_damaged_file_is_rebuilt(tmp_path):
+    _, _, built = load_corpus(TINY)
+    first = built("test")
+    _, _, cached = load_corpus(TINY)  # the cache alone, nothing synthesized
+    assert all(np.array_equal(a, b) for a, b in zip(first, cached("test"), strict=True))
+    audio = _cached(TINY, {"part": "audio"})
+    audio.write_bytes(b"not an npz")
+    again = cached("test")  # the audio file alone is synthesized again, the same
+    assert len(again) == len(first)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+
+
+def test_joined_examples_concatenate_their_utterances_audio():
+    data = SpeechDataOptions(
+        seed=5, train_size=4, val_size=1, test_size=2, words_min=2, words_max=3
+    )
+    task = build_speech(
+        SpeechOptions(data=dataclasses.replace(data, utterances_per_example=3), n_mels=20)
+    )
+    spec = CorpusSpec(seed=5, sizes=(12, 3, 6), words_min=2, words_max=3, snr_db=20.0, n_mels=20)
+    _, _, utterances_audio = load_corpus(spec)
+    single = utterances_audio("test")
+    joined = task.waveforms("test")
+    items = task.datamodule.splits["test"].items
+    assert len(joined) == len(items) == 2
+    for i, (wave, (features, *_)) in enumerate(zip(joined, items, strict=True)):
+        assert np.array_equal(wave, np.concatenate(single[3 * i : 3 * i + 3]))
+        assert abs(len(features) - len(wave) / 160) <= 3  # one frame per utterance's edge
 
 
 def test_log_mel_is_normalised_per_utterance():
@@ -171,8 +231,12 @@ def _folder(tmp_path, rows: list[tuple[str, str]], delimiter: str = ",", name="t
     (tmp_path / name).write_text("\n".join(lines) + "\n")
 
 
-def _load(tmp_path, skip=False, transcript="transcript.csv", resample=False):
+def _load_with_audio(tmp_path, skip=False, transcript="transcript.csv", resample=False):
     return load_folder(str(tmp_path), transcript, 20, resample, skip, (0.2, 0.2), 0)
+
+
+def _load(tmp_path, **kwargs):
+    return _load_with_audio(tmp_path, **kwargs)[0]
 
 
 GOOD = [(f"clip{i}.wav", f"word {i}") for i in range(10)]
@@ -194,8 +258,10 @@ def test_folder_split_column_is_respected(tmp_path):
     (tmp_path / "transcript.csv").write_text(
         "file,text,split\nclip0.wav,a,test\nclip1.wav,b,train\nclip2.wav,c,val\n"
     )
-    splits = _load(tmp_path)
+    splits, waveforms = _load_with_audio(tmp_path)
     assert [[t for _, t in splits[s]] for s in ("train", "val", "test")] == [["b"], ["c"], ["a"]]
+    assert [len(w) for w in waveforms("test")] == [len(_tone(0.3))]  # clip0's audio
+    assert [len(w) for w in waveforms("val")] == [len(_tone(0.5))]  # clip2's
 
 
 def _break(tmp_path, case: str) -> str:
@@ -256,7 +322,11 @@ def test_a_resampled_folder_and_a_bad_transcript(tmp_path):
 def test_built_task_from_a_folder_follows_the_contract(tmp_path):
     _folder(tmp_path, GOOD)
     options = SpeechOptions(
-        data=SpeechDataOptions(source="folder", path=str(tmp_path)), units="char", n_mels=20
+        data=SpeechDataOptions(
+            source="folder", path=str(tmp_path), val_fraction=0.2, test_fraction=0.2
+        ),
+        units="char",
+        n_mels=20,
     )
     task = build_speech(options)
     assert task.primary_metric == "wer" and task.higher_is_better is False
@@ -271,6 +341,14 @@ def test_built_task_from_a_folder_follows_the_contract(tmp_path):
     x, mask = task.frontend(32, None)(batch["source"])
     assert x.shape[:2] == mask.shape and x.shape[2] == 32
     assert task.source_length >= mask.shape[1]
+    loaders = {"val": task.datamodule.val_dataloader(), "test": task.datamodule.test_dataloader()}
+    for split, loader in loaders.items():  # each example's own file, in the loader's order
+        texts = [refs[0] for batch in loader for refs in batch["references"]]
+        clips = [f"clip{text.split()[1]}.wav" for text in texts]
+        expected = [decode_audio(tmp_path / clip, resample=False) for clip in clips]
+        waves = task.waveforms(split)
+        assert len(waves) == len(expected) == 2
+        assert all(np.array_equal(a, b) for a, b in zip(waves, expected, strict=True))
 
 
 def test_source_options_are_checked():
@@ -342,14 +420,18 @@ def test_hf_rows_in_undecoded_audio_form(tmp_path, caplog):
         _checked(records, skip=False)
     with caplog.at_level(logging.WARNING):
         examples = _checked(records, skip=True)
-    assert [t for _, (_, t) in examples] == ["One two.", "three"]
-    assert [len(f) for _, (f, _) in examples] == [51, 41]
+    assert [t for _, (_, t), _ in examples] == ["One two.", "three"]
+    assert [len(f) for _, (f, _), _ in examples] == [51, 41]
     assert "broken.wav" in caplog.text
+    assert [audio for *_, audio in examples] == [None, None]  # not asked to keep it
+    kept = _checked(records, skip=True, keep_audio=True)
+    waves = [decode_audio(audio(), resample=False) for *_, audio in kept]
+    assert [len(w) for w in waves] == [8000, 6400]
 
 
-def _checked(records, skip: bool):
+def _checked(records, skip: bool, keep_audio: bool = False):
     checker = RecordChecker(skip)
-    examples = examples_of(records, checker, 20, resample=False)
+    examples = examples_of(records, checker, 20, resample=False, keep_audio=keep_audio)
     checker.finish()
     return examples
 

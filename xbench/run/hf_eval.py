@@ -1,6 +1,7 @@
 """Evaluation of a Hugging Face encoder-decoder with the run's backend in its cross-attention
-(``model=hf``): no training. The test split goes through the model's own tokenizer (or
-the task's ids and features with random weights), greedy decoding is scored by the task's
+(``model=hf``): no training. The test split goes through the model's own tokenizer or,
+speech, its audio through the model's feature extractor (the task's ids and features with
+random weights), greedy decoding is scored by the task's
 own metrics, the three cross-attention phases are measured through the same primitive as
 xbench's own model at the model's real shapes (its heads and head dimension, its encoder
 lengths and padding masks on real batches), and heatmaps come from the backend's weights.
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 from lightning.fabric.utilities import move_data_to_device
 
+from xbench.api.errors import PluginError
 from xbench.api.task import Task
 from xbench.integrations.transformers import swapped_layers, use_backend
 from xbench.measure.memory import run_peak_memory
@@ -38,6 +40,7 @@ from xbench.run.hf_model import (
     QUALITY_NOT_MEASURED,
     HFBatch,
     HFModelPlan,
+    check_task_audio,
     check_task_ids,
     cross_attention_shape,
     hf_batch,
@@ -75,7 +78,8 @@ def evaluate_hf(
     result.model = ModelInfo(name="hf", settings=asdict(hf.settings))
     result.hf_model = info
     check_task_ids(hf, task.tokenizer)
-    test = [hf_batch(hf, b, task.tokenizer) for b in task.datamodule.test_dataloader()]
+    check_task_audio(hf, task, plan.task.name)
+    test = _test_batches(hf, task)
     train = hf_batch(hf, first_batch(task.datamodule.train_dataloader()), task.tokenizer)
     budget = _budget(hf, task, test)
     model = load_model(hf, result.seed)
@@ -139,7 +143,30 @@ def header_line(plan: RunPlan, hf: HFModelPlan, architecture: str, device: torch
     )
 
 
+def _test_batches(hf: HFModelPlan, task: Task) -> list[HFBatch]:
+    """The test split in the model's inputs, in the dataloader's order (it does not
+    shuffle), each batch with its examples' audio when the model extracts its own features."""
+    loader = task.datamodule.test_dataloader()
+    if hf.feature_extractor is None:
+        return [hf_batch(hf, batch, task.tokenizer) for batch in loader]
+    assert task.waveforms is not None, "check_task_audio comes first"
+    waves = task.waveforms("test")
+    if len(waves) != len(loader.dataset):
+        raise PluginError(
+            f"task.waveforms('test') gave {len(waves)} waveforms for {len(loader.dataset)} "
+            "test examples"
+        )
+    batches, start = [], 0
+    for batch in loader:
+        end = start + len(batch["references"])
+        batches.append(hf_batch(hf, batch, task.tokenizer, waves[start:end]))
+        start = end
+    return batches
+
+
 def _inputs(hf: HFModelPlan) -> str:
+    if hf.feature_extractor is not None:
+        return "the task's audio through the model's feature extractor"
     if hf.reads == "audio":
         return f"the task's log-mel features in the model's {hf.feature_frames}-frame window"
     if hf.tokenizer is not None:

@@ -5,9 +5,11 @@ at plan time, the model loaded (``model.pretrained``) or built with random weigh
 Everything that can be known before data is built is checked in :func:`plan_hf_model`:
 exactly one of ``pretrained``/``config``, transformers installed, a local folder or a hub
 that answers (nothing downloads from a folder: ``local_files_only``), an encoder-decoder
-whose input the task has (text for ``input_ids`` models, speech features for
-``input_features`` ones), its tokenizer and feature extractor. transformers is imported
-inside functions only, so xbench imports without it.
+whose input the task has (text for ``input_ids`` models, speech for ``input_features``
+ones), its tokenizer and feature extractor. A pretrained speech model reads the task's
+audio (``Task.waveforms``) through its own feature extractor; with random weights
+(``model.config``, no extractor) it reads the task's own log-mel features. transformers
+is imported inside functions only, so xbench imports without it.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from xbench.api.errors import UserError, first_line
 from xbench.api.options import build_options
-from xbench.api.task import TaskSpec, Tokenizer
+from xbench.api.task import WAVEFORM_RATE, Task, TaskSpec, Tokenizer
 from xbench.config.settings import HFModelSettings, ModelSettings
 from xbench.integrations.transformers import require_transformers
 from xbench.integrations.transformers_layers import cross_attention_modules
@@ -36,8 +39,6 @@ ALLOWED_TASKS = {
     "text": "text tasks (translation, qa)",
     "audio": "speech tasks (speech_to_text)",
 }
-#: The task's speech features (xbench_tasks.speech_to_text.audio): 16 kHz, 10 ms frames.
-SAMPLE_RATE, HOP = 16_000, 160
 QUALITY_NOT_MEASURED = (
     "not measured: random weights (model.config) make any score meaningless; the run "
     "measures cross-attention at the model's real shapes"
@@ -134,7 +135,7 @@ def plan_hf_model(node: dict[str, Any], task: TaskSpec, task_options: Any) -> HF
         )
     plan = HFModelPlan(settings, source, local, config, model_class, reads)
     if reads == "audio":
-        _check_features(plan, task_options, where)
+        _check_features(plan, task_options, where, plan.pretrained)
     if plan.pretrained:
         tokenizer = _load(transformers.AutoTokenizer, source, kwargs, where, local, "tokenizer")
         extractor = None
@@ -142,7 +143,7 @@ def plan_hf_model(node: dict[str, Any], task: TaskSpec, task_options: Any) -> HF
             extractor = _load(
                 transformers.AutoFeatureExtractor, source, kwargs, where, local, "feature extractor"
             )
-            _check_extractor(extractor, config, where)
+            _check_extractor(extractor, where)
         plan = dataclasses.replace(plan, tokenizer=tokenizer, feature_extractor=extractor)
     return plan
 
@@ -211,24 +212,36 @@ def _model_class(transformers: Any, config: Any, where: str) -> type:
     raise UserError(f"{where}: transformers has no sequence-to-sequence model for its config")
 
 
-def _check_features(plan: HFModelPlan, task_options: Any, where: str) -> None:
+def _check_features(plan: HFModelPlan, task_options: Any, where: str, own_features: bool) -> None:
+    """A log-mel input layout; the task's features must have its bins unless the model
+    makes its own (``own_features``: a pretrained model's feature extractor)."""
     bins = getattr(plan.config, "num_mel_bins", None)
     n_mels = getattr(task_options, "n_mels", None)
     if bins is None or not hasattr(plan.config, "max_source_positions"):
         raise UserError(f"{where}: {plan.model_class.__name__} has no log-mel input layout")
-    if n_mels != bins:
+    if n_mels != bins and not own_features:
         raise UserError(
             f"task.n_mels={n_mels} but {where} reads {bins} mel bins: set task.n_mels={bins}"
         )
 
 
-def _check_extractor(extractor: Any, config: Any, where: str) -> None:
-    """The task's features are 16 kHz log-mels every 10 ms: the extractor must agree."""
-    rate, hop = getattr(extractor, "sampling_rate", None), getattr(extractor, "hop_length", None)
-    if (rate, hop) != (SAMPLE_RATE, HOP):
+def _check_extractor(extractor: Any, where: str) -> None:
+    """The task's audio is :data:`~xbench.api.task.WAVEFORM_RATE`: the extractor must read it."""
+    rate = getattr(extractor, "sampling_rate", None)
+    if rate != WAVEFORM_RATE:
         raise UserError(
-            f"{where}: its feature extractor reads {rate} Hz audio every {hop} samples; the "
-            f"task's features are {SAMPLE_RATE} Hz every {HOP}"
+            f"{where}: its feature extractor reads {rate} Hz audio; the task's audio is "
+            f"{WAVEFORM_RATE} Hz"
+        )
+
+
+def check_task_audio(plan: HFModelPlan, task: Task, task_name: str) -> None:
+    """A pretrained speech model reads audio: the built task must hand it out."""
+    if plan.feature_extractor is not None and task.waveforms is None:
+        raise UserError(
+            f"model.pretrained={plan.source!r} reads audio through its feature extractor, but "
+            f"task {task_name!r} gives no audio (Task.waveforms is None); use a task that does, "
+            "or model.config for random weights on the task's own features"
         )
 
 
@@ -261,7 +274,9 @@ def cross_attention_shape(model: torch.nn.Module) -> tuple[int, int]:
 class HFBatch:
     """One task batch as the model reads it: ``inputs`` for ``generate``/``forward``, the
     references, the teacher-forced decoder length (start token and target, without its
-    last token) and the encoder's real positions (B, Nk)."""
+    last token) and the encoder's real positions (B, Nk). ``inputs`` is empty for a
+    pretrained speech model's batch given without its audio (a training batch: tasks keep
+    their evaluation splits' audio only), whose shapes alone are measured."""
 
     inputs: dict[str, Tensor]
     references: list[list[str]]
@@ -281,20 +296,22 @@ def source_texts(batch: dict[str, Any], tokenizer: Tokenizer) -> list[str]:
     return [f"question: {q} context: {c}" for q, c in zip(questions, contexts, strict=True)]
 
 
-def hf_batch(plan: HFModelPlan, batch: dict[str, Any], task_tokenizer: Tokenizer) -> HFBatch:
+def hf_batch(
+    plan: HFModelPlan,
+    batch: dict[str, Any],
+    task_tokenizer: Tokenizer,
+    waveforms: list[np.ndarray] | None = None,
+) -> HFBatch:
     """``batch`` (a task's) in the model's inputs: text through the model's tokenizer or the
-    task's own ids (``model.config``), speech features laid into the model's window."""
+    task's own ids (``model.config``); speech as ``waveforms`` (the batch's examples' audio,
+    in its order) through the model's feature extractor, or (``model.config``) the task's
+    log-mel features laid into the model's window."""
     references = [list(refs) for refs in batch["references"]]
     cut = 0
     if plan.reads == "audio":
-        frames, lengths = batch["source"]
-        window = plan.feature_frames
-        features = torch.zeros(frames.shape[0], frames.shape[2], window)
-        kept = min(window, frames.shape[1])
-        features[:, :, :kept] = frames[:, :kept].transpose(1, 2)
-        cut = int((lengths > window).sum())
-        inputs = {"input_features": features}
-        key_mask = torch.ones(frames.shape[0], plan.config.max_source_positions, dtype=torch.bool)
+        size = len(references)
+        inputs, cut = _speech_inputs(plan, batch, waveforms)
+        key_mask = torch.ones(size, plan.config.max_source_positions, dtype=torch.bool)
     elif plan.tokenizer is not None:
         texts, limit = source_texts(batch, task_tokenizer), plan.source_limit
         full = plan.tokenizer(texts)["input_ids"]
@@ -317,6 +334,28 @@ def hf_batch(plan: HFModelPlan, batch: dict[str, Any], task_tokenizer: Tokenizer
     if plan.target_limit is not None:
         decoder_length = min(decoder_length, plan.target_limit)
     return HFBatch(inputs, references, decoder_length, key_mask, cut)
+
+
+def _speech_inputs(
+    plan: HFModelPlan, batch: dict[str, Any], waveforms: list[np.ndarray] | None
+) -> tuple[dict[str, Tensor], int]:
+    """The model's ``input_features`` and how many sources are longer than its window."""
+    extractor = plan.feature_extractor
+    if extractor is None:
+        frames, lengths = batch["source"]
+        window = plan.feature_frames
+        features = torch.zeros(frames.shape[0], frames.shape[2], window)
+        kept = min(window, frames.shape[1])
+        features[:, :, :kept] = frames[:, :kept].transpose(1, 2)
+        return {"input_features": features}, int((lengths > window).sum())
+    if waveforms is None:
+        return {}, 0
+    if len(waveforms) != len(batch["references"]):
+        raise ValueError(f"{len(waveforms)} waveforms for a batch of {len(batch['references'])}")
+    features = extractor(waveforms, sampling_rate=WAVEFORM_RATE, return_tensors="pt")
+    window = getattr(extractor, "n_samples", None)
+    cut = sum(len(w) > window for w in waveforms) if window else 0
+    return {"input_features": features["input_features"]}, cut
 
 
 def check_task_ids(plan: HFModelPlan, task_tokenizer: Tokenizer) -> None:
