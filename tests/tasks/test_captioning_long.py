@@ -7,8 +7,11 @@ import dataclasses
 
 import numpy as np
 import pytest
+from helpers import composed_config
 
 from xbench.api.errors import UserError
+from xbench.registry import get_registry
+from xbench.run.plan import plan_run
 from xbench_tasks.captioning import (
     CaptionDataOptions,
     CaptioningOptions,
@@ -87,3 +90,9 @@ def test_marked_captions_need_the_scene_description_for_counts():
     )
     with pytest.raises(UserError, match="counts=true needs task.data.describe=scene"):
         build_captioning(options)
+
+
+def test_the_caption_kind_is_validated():
+    config = composed_config(["task=captioning", "task.data.describe=all"])
+    with pytest.raises(UserError, match="describe"):
+        plan_run(config, get_registry())
