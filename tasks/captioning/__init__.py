@@ -58,6 +58,12 @@ class CaptionDataOptions(SplitOptions, HFSourceOptions):
     occlusion: float = option(
         0.0, help="fraction of objects allowed to overlap earlier ones", min=0.0, max=1.0
     )
+    describe: str = option(
+        "scene",
+        help="scene (every object from left to right, each pair's relation) | marked (the "
+        "one object drawn on a white tile: find one cell among all the patches)",
+        choices=("scene", "marked"),
+    )
     heldout_pairs: int = option(
         1, help="colour-shape pairs never seen in training or validation", min=0, max=3
     )
@@ -121,6 +127,8 @@ def _scene_key(scene: dict) -> str:
         (o["colour"], o["shape"], o["size"], o["texture"], int(o["x"] * grid), int(o["y"] * grid))
         for o in scene["objects"]
     ]
+    if "marked" in scene:  # the same layout with another object marked is another scene
+        return json.dumps([sorted(cells), cells[scene["marked"]]])
     return json.dumps(sorted(cells))
 
 
@@ -130,8 +138,17 @@ def _embedded(options: CaptioningOptions) -> tuple[dict[str, list[CaptionedImage
         raise UserError("task.data.test_split=compositional needs task.data.heldout_pairs >= 1")
     if data.grid < data.objects:
         raise UserError(f"task.data.grid={data.grid} must be at least task.data.objects")
+    marked = data.describe == "marked"
+    if marked and data.counts:
+        raise UserError("task.data.counts=true needs task.data.describe=scene")
     scenes = SceneOptions(
-        data.objects, data.grid, data.texture, data.occlusion, data.heldout_pairs, data.seed
+        data.objects,
+        data.grid,
+        data.texture,
+        data.occlusion,
+        data.heldout_pairs,
+        data.seed,
+        marked,
     )
     sizes = {"train": data.train_size, "val": data.val_size, "test": data.test_size}
 

@@ -55,7 +55,9 @@ def count_caption(scene: Scene) -> str:
 def references(scene: Scene, rng: random.Random, counts: bool = False) -> list[str]:
     """Reference captions: the objects from left to right in each list template, then one
     relation per pair (the left object first, template drawn from ``rng``), then (with
-    ``counts``) the count caption."""
+    ``counts``) the count caption. A marked scene's one reference names its marked object."""
+    if "marked" in scene:
+        return [noun_phrase(scene["objects"][scene["marked"]])]
     ordered = sorted(scene["objects"], key=lambda o: o["x"])
     listed = _join([noun_phrase(o) for o in ordered])
     captions = [template.format(objects=listed) for template in LIST_TEMPLATES]

@@ -20,6 +20,7 @@ RGB = {
     "purple": (155, 60, 205),
     "orange": (245, 140, 30),
 }
+TILE = 255.0  # the marked object's cell background (white)
 NOISE_STD = 10.0  # pixel noise over the whole image, in 0-255 units
 STRIPE_PERIOD = 0.1  # stripe width as a fraction of a grid cell
 
@@ -47,13 +48,26 @@ def object_mask(obj: dict, size: int, grid: int) -> np.ndarray:
     return np.asarray(canvas) > 127
 
 
+def marked_tile(scene: Scene, size: int) -> tuple[slice, slice]:
+    """Rows and columns of the grid cell holding the marked object, on a ``size`` canvas."""
+    obj, grid = scene["objects"][scene["marked"]], scene["grid"]
+    row, col = int(obj["y"] * grid), int(obj["x"] * grid)
+    return (
+        slice(row * size // grid, (row + 1) * size // grid),
+        slice(col * size // grid, (col + 1) * size // grid),
+    )
+
+
 def render(scene: Scene, size: int) -> np.ndarray:
-    """(size, size, 3) uint8 image: noisy grey background, objects drawn in list order
+    """(size, size, 3) uint8 image: noisy grey background (the marked object's cell white),
+    objects drawn in list order
     (later ones cover earlier ones where they overlap), then pixel noise everywhere."""
     rng = np.random.default_rng(scene["noise_seed"])
     image = np.full((size, size, 3), float(scene["background"]))
     rows, cols = np.mgrid[0:size, 0:size]
     stripes = ((rows + cols) // max(1, round(STRIPE_PERIOD * size / scene["grid"]))) % 2 == 0
+    if "marked" in scene:
+        image[marked_tile(scene, size)] = TILE
     for obj in scene["objects"]:
         mask = object_mask(obj, size, scene["grid"])
         colour = np.array(RGB[obj["colour"]], dtype=float)

@@ -15,6 +15,11 @@ with ``patch_size = image_size / grid`` every object lies in one patch. Every pa
 objects is further apart along one axis than the other, so "left of" / "above" is never a
 coin toss. Some colour–shape pairs are held out of training and of the ordinary evaluation
 splits; the compositional split puts at least one of them in every scene.
+
+With ``marked``, one object of each scene (``"marked"``: its index) is drawn on a white tile
+filling its grid cell: the caption describes that object alone, so the decoder must find
+one cell among all the patches (the ``uniform`` control's average patch cannot say which
+object sits on the tile).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # Part of the cache key: bump it whenever the generator's output changes.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 COLOURS = ("red", "green", "blue", "yellow")
 SHAPES = ("circle", "square", "triangle", "diamond")
@@ -45,6 +50,7 @@ class SceneOptions:
     occlusion: float
     heldout_pairs: int
     seed: int
+    marked: bool = False
 
 
 def palette(options: SceneOptions) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -97,12 +103,15 @@ def sample_scene(rng: random.Random, options: SceneOptions, pairs: set[tuple[str
                 "y": round((cell // grid + 0.5 + rng.uniform(-shift, shift)) / grid, 4),
             }
         )
-    return {
+    scene = {
         "objects": objects,
         "grid": grid,
         "background": rng.randint(20, 110),
         "noise_seed": rng.randrange(2**31),
     }
+    if options.marked:  # drawn last, so unmarked scenes are those of earlier versions
+        scene["marked"] = rng.randrange(len(objects))
+    return scene
 
 
 def sample_split(

@@ -50,6 +50,12 @@ class SpeechDataOptions(SplitOptions, HFSourceOptions):
         min=0,
         max=500,
     )
+    transcribe: str = option(
+        "all",
+        help="all (every utterance of an example) | marked (only the one utterance under a "
+        "pilot tone in the top mel bands: found anywhere in the audio, then read in order)",
+        choices=("all", "marked"),
+    )
     train_lengths: str = option(
         "fixed",
         help="training examples' utterances: fixed (that many consecutive ones) | uniform | "
@@ -119,7 +125,12 @@ def load_splits(options: SpeechOptions) -> tuple[dict, dict, Callable]:
             options.n_mels,
         )
         utterances, checksum, audio = load_corpus(spec)
-        splits = {s: joined(u, data.utterances_in(s)) for s, u in utterances.items()}
+
+        def marks(split: str) -> random.Random | None:
+            return random.Random(f"{data.seed}/{split}/marked") if marked else None
+
+        marked = data.transcribe == "marked"
+        splits = {s: joined(u, data.utterances_in(s), marks(s)) for s, u in utterances.items()}
         if data.train_lengths != "fixed":
             sizes = drawn_lengths(
                 data.train_lengths,
@@ -127,10 +138,14 @@ def load_splits(options: SpeechOptions) -> tuple[dict, dict, Callable]:
                 data.train_size,
                 f"{data.seed}/train/lengths",
             )
-            splits["train"] = drawn(utterances["train"], sizes, data.seed)
+            splits["train"] = drawn(utterances["train"], sizes, data.seed, marks("train"))
         info = {"source": "embedded", "params": spec.__dict__, "checksum": checksum}
+        if marked:
+            info["transcribe"] = "marked"
         if any(data.utterances_in(s) > 1 for s in SPLITS):
             info["utterances_per_example"] = {s: data.utterances_in(s) for s in SPLITS}
+        if marked:  # the pilot tone lives in the features, not in the audio
+            return splits, info, None
         return splits, info, lambda s: joined_waveforms(audio(s), data.utterances_in(s))
     from xbench_tasks.speech_to_text import real
 
@@ -152,32 +167,54 @@ def load_splits(options: SpeechOptions) -> tuple[dict, dict, Callable]:
     return splits, {"source": "hf", "name": data.hf_name, "config": data.hf_config}, waveforms
 
 
-def joined(utterances: list[tuple], per_example: int) -> list[tuple]:
+PILOT_BANDS = 4  # top mel bands the pilot tone of a marked utterance fills
+PILOT_LEVEL = 4.0  # its level, in the per-band normalised units of the features
+
+
+def with_pilot(frames: np.ndarray) -> np.ndarray:
+    """A copy of (T, n_mels) ``frames`` under a steady high tone: the top bands loud."""
+    toned = frames.copy()
+    toned[:, -PILOT_BANDS:] = PILOT_LEVEL
+    return toned
+
+
+def joined(
+    utterances: list[tuple], per_example: int, marks: random.Random | None = None
+) -> list[tuple]:
     """Consecutive utterances joined into examples of ``per_example``: frames one after
     the other (each utterance keeps its own normalisation), transcripts space-separated.
     Items are ``(frames, transcript, *spans)``; any spans ((n, 2) frame ranges, such as the
-    frames of each word) are shifted to where their utterance starts in the example."""
-    if per_example == 1:
+    frames of each word) are shifted to where their utterance starts in the example.
+    With ``marks``, one utterance per example (drawn from it) carries the pilot tone, and
+    the transcript and spans are that utterance's alone."""
+    if per_example == 1 and marks is None:
         return utterances
     examples = []
     for i in range(0, len(utterances), per_example):
         group = utterances[i : i + per_example]
         starts = np.cumsum([0] + [len(frames) for frames, *_ in group[:-1]])
+        chosen = range(len(group)) if marks is None else [marks.randrange(len(group))]
         spans = [
-            np.concatenate([item[k] + start for item, start in zip(group, starts, strict=True)])
+            np.concatenate([group[j][k] + starts[j] for j in chosen])
             for k in range(2, len(group[0]))
         ]
-        frames = np.concatenate([frames for frames, *_ in group])
-        examples.append((frames, " ".join(item[1] for item in group), *spans))
+        frames = [
+            with_pilot(f) if marks is not None and j in chosen else f
+            for j, (f, *_) in enumerate(group)
+        ]
+        text = " ".join(group[j][1] for j in chosen)
+        examples.append((np.concatenate(frames), text, *spans))
     return examples
 
 
-def drawn(utterances: list[tuple], sizes: list[int], seed: int) -> list[tuple]:
+def drawn(
+    utterances: list[tuple], sizes: list[int], seed: int, marks: random.Random | None = None
+) -> list[tuple]:
     """One example per entry of ``sizes``: :func:`joined` from that many distinct
-    ``utterances`` (at most all of them), drawn at random (seeded)."""
+    ``utterances`` (at most all of them), drawn at random (seeded), marked as there."""
     rng = random.Random(f"{seed}/train/draws")
     return [
-        joined(group, len(group))[0]
+        joined(group, len(group), marks)[0]
         for group in (rng.sample(utterances, min(size, len(utterances))) for size in sizes)
     ]
 

@@ -60,6 +60,12 @@ class TranslationDataOptions(SplitOptions, HFSourceOptions):
         "sources and where they end",
         choices=LENGTH_LAWS,
     )
+    translate: str = option(
+        "all",
+        help="all (every sentence of a document) | marked (only the one sentence between "
+        "[ and ] in the source: found anywhere in the document, then translated)",
+        choices=("all", "marked"),
+    )
     source_lang: str = option("en", help="source language code (embedded: en or de)")
     target_lang: str = option("de", help="target language code (embedded: de or en)")
     # embedded generator
@@ -219,29 +225,58 @@ def grouped(items: Sequence, sizes: int | Sequence[int]) -> list[Sequence]:
     return groups
 
 
-def documents(pairs: list[Pair], sizes: int | Sequence[int]) -> list[Pair]:
-    """Consecutive sentences joined into examples (:func:`grouped` by ``sizes``)."""
-    return [
-        (" ".join(s for s, _ in group), " ".join(t for _, t in group))
-        for group in grouped(pairs, sizes)
-    ]
+MARK_OPEN, MARK_CLOSE = "[ ", " ]"  # around the marked sentence of a document's source
+
+
+def marked_sentences(pairs: list[Pair], sizes: int | Sequence[int], seed: str) -> list[int]:
+    """For each document of :func:`grouped` ``pairs``, the index of its marked sentence
+    (drawn, seeded by ``seed``)."""
+    rng = random.Random(seed)
+    return [rng.randrange(len(group)) for group in grouped(pairs, sizes)]
+
+
+def documents(
+    pairs: list[Pair], sizes: int | Sequence[int], marked: Sequence[int] | None = None
+) -> list[Pair]:
+    """Consecutive sentences joined into examples (:func:`grouped` by ``sizes``). With
+    ``marked`` (a sentence index per document), that sentence stands between the marks in
+    the source and the target is its translation alone."""
+    docs = []
+    for i, group in enumerate(grouped(pairs, sizes)):
+        if marked is None:
+            docs.append((" ".join(s for s, _ in group), " ".join(t for _, t in group)))
+            continue
+        sources = [
+            MARK_OPEN + s + MARK_CLOSE if j == marked[i] else s for j, (s, _) in enumerate(group)
+        ]
+        docs.append((" ".join(sources), group[marked[i]][1]))
+    return docs
 
 
 def document_links(
-    pairs: list[Pair], links: list[Links], sizes: int | Sequence[int]
+    pairs: list[Pair],
+    links: list[Links],
+    sizes: int | Sequence[int],
+    marked: Sequence[int] | None = None,
 ) -> list[Links]:
     """The word alignments of :func:`documents`: each sentence's spans shifted by where the
-    sentence starts in the joined source and target."""
+    sentence starts in the joined source and target (with ``marked``, the marked
+    sentence's alone)."""
     joined = []
-    for group in grouped(list(zip(pairs, links, strict=True)), sizes):
+    for i, group in enumerate(grouped(list(zip(pairs, links, strict=True)), sizes)):
         shifted: Links = []
         source_at = target_at = 0
-        for (source, target), sentence in group:
-            shifted += [
-                (a + target_at, b + target_at, c + source_at, d + source_at)
-                for a, b, c, d in sentence
-            ]
-            source_at, target_at = source_at + len(source) + 1, target_at + len(target) + 1
+        for j, ((source, target), sentence) in enumerate(group):
+            mark = marked is not None and j == marked[i]
+            if mark:
+                source_at += len(MARK_OPEN)
+            if marked is None or mark:
+                shifted += [
+                    (a + target_at, b + target_at, c + source_at, d + source_at)
+                    for a, b, c, d in sentence
+                ]
+                target_at += len(target) + 1
+            source_at += len(source) + 1 + (len(MARK_CLOSE) if mark else 0)
         joined.append(shifted)
     return joined
 
@@ -253,19 +288,29 @@ def build_translation(options: TranslationOptions) -> Task:
             raise UserError(f"the {split} split has no sentence pairs")
     if "checksum" not in info:
         info["checksum"] = corpus_checksum(splits)
-    model_path = train_subword_model(
-        (text for pair in splits["train"] for text in pair), options.vocab_size, info["checksum"]
-    )
+    data = options.data
+    texts = (text for pair in splits["train"] for text in pair)
+    data_key = info["checksum"]
+    if data.translate == "marked":  # the marks are pieces of the vocabulary
+        texts, data_key = itertools.chain(texts, [MARK_OPEN + MARK_CLOSE]), f"{data_key}/marked"
+        info["translate"] = "marked"
+    model_path = train_subword_model(texts, options.vocab_size, data_key)
     tokenizer = SubwordTokenizer(model_path)
-    sizes = {s: options.data.document_sizes(s, len(p)) for s, p in splits.items()}
-    examples = {s: documents(p, sizes[s]) for s, p in splits.items()}
+    sizes = {s: data.document_sizes(s, len(p)) for s, p in splits.items()}
+    marked = {
+        s: marked_sentences(p, sizes[s], f"{data.seed}/{s}/marked")
+        if data.translate == "marked"
+        else None
+        for s, p in splits.items()
+    }
+    examples = {s: documents(p, sizes[s], marked[s]) for s, p in splits.items()}
     encoded = {
         s: EncodedPairs(
             ex,
             tokenizer,
             options.max_source_tokens,
             options.max_target_tokens,
-            document_links(splits[s], links[s], sizes[s]) if links else None,
+            document_links(splits[s], links[s], sizes[s], marked[s]) if links else None,
         )
         for s, ex in examples.items()
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ from xbench.api.errors import UserError
 from xbench.registry import get_registry
 from xbench.run.plan import plan_run
 from xbench_tasks.speech_to_text import (
+    PILOT_BANDS,
+    PILOT_LEVEL,
     SpeechDataOptions,
     SpeechOptions,
     build_speech,
@@ -76,6 +79,7 @@ def test_a_cap_that_cuts_transcripts_is_a_warning_with_the_count():
         ("task.data.utterances_per_example=0", "utterances_per_example"),
         ("task.data.train_utterances_per_example=-1", "train_utterances_per_example"),
         ("task.data.train_lengths=random", "train_lengths"),
+        ("task.data.transcribe=first", "transcribe"),
     ],
 )
 def test_the_joining_options_are_validated(override, named):
@@ -109,3 +113,36 @@ def test_uniform_lengths_speak_only_the_pool_of_training_utterances():
     task = build_speech(SpeechOptions(data=data, n_mels=20))
     assert task.data_info["params"]["sizes"] == (4, 3, 6)
     assert task.data_info["sizes"] == {"train": 4, "val": 1, "test": 2}
+
+
+def test_a_marked_example_transcribes_the_one_utterance_under_the_pilot_tone():
+    group = [
+        (np.zeros((4, 6)), "one two", np.array([[0, 2], [2, 4]])),
+        (np.zeros((3, 6)), "red", np.array([[0, 3]])),
+        (np.zeros((5, 6)), "up down", np.array([[0, 1], [1, 5]])),
+    ]
+    texts = set()
+    marks = random.Random(0)
+    for _ in range(12):
+        [(frames, text, spans)] = joined(group, 3, marks)
+        texts.add(text)
+        start = {"one two": 0, "red": 4, "up down": 7}[text]
+        toned = (frames[:, -PILOT_BANDS:] == PILOT_LEVEL).all(axis=1)
+        length = len(next(g[0] for g in group if g[1] == text))
+        assert toned.tolist() == [start <= t < start + length for t in range(12)]
+        assert not frames[:, :-PILOT_BANDS].any()  # the tone touches the top bands only
+        [original] = [g[2] for g in group if g[1] == text]
+        assert spans.tolist() == (original + start).tolist()
+    assert texts == {"one two", "red", "up down"}  # the mark falls on any utterance
+
+
+def test_marked_embedded_examples_have_one_utterance_as_their_target():
+    data = dataclasses.replace(CURRICULUM, transcribe="marked", train_lengths="loguniform")
+    task = build_speech(SpeechOptions(data=data, n_mels=20))
+    assert task.data_info["transcribe"] == "marked"
+    for split in ("val", "test"):  # three utterances each, one under the tone
+        for features, _, text, *_ in task.datamodule.splits[split].items:
+            assert 2 <= len(text.split()) <= 3  # one utterance's words (words_min … words_max)
+            toned = (features[:, -PILOT_BANDS:] == PILOT_LEVEL).all(dim=1)
+            assert 0 < int(toned.sum()) < len(features) / 2
+    assert task.waveforms is None, "the tone is in the features only: no audio carries it"

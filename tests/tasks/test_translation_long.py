@@ -12,8 +12,10 @@ from xbench_tasks.translation import (
     TranslationDataOptions,
     TranslationOptions,
     build_translation,
+    document_links,
     documents,
     load_pairs,
+    marked_sentences,
 )
 
 CURRICULUM = TranslationDataOptions(
@@ -59,6 +61,7 @@ def test_a_cap_that_cuts_documents_is_a_warning_with_the_count():
         ("task.data.train_sentences_per_example=-1", "train_sentences_per_example"),
         ("task.data.train_sentences_per_example=501", "train_sentences_per_example"),
         ("task.data.train_lengths=random", "train_lengths"),
+        ("task.data.translate=first", "translate"),
     ],
 )
 def test_the_curriculum_options_are_validated(override, named):
@@ -93,3 +96,34 @@ def test_documents_of_given_sizes_stop_when_the_sentences_run_out():
         ("2", "s2"),
         ("3 4 5 6", "s3 s4 s5 s6"),
     ]
+
+
+def test_a_marked_document_translates_the_one_sentence_between_the_marks():
+    pairs = [("a b", "x"), ("c", "y z"), ("d e", "w")]
+    links = [[(0, 1, 0, 1)], [(0, 1, 0, 1), (2, 3, 0, 1)], [(0, 1, 2, 3)]]
+    assert documents(pairs, 3, [1]) == [("a b [ c ] d e", "y z")]
+    # target "y z": "y" and "z" both from "c", which now starts at character 6
+    assert document_links(pairs, links, 3, [1]) == [[(0, 1, 6, 7), (2, 3, 6, 7)]]
+    assert documents(pairs, 3, [2]) == [("a b c [ d e ]", "w")]
+    assert document_links(pairs, links, 3, [2]) == [[(0, 1, 10, 11)]]  # "e" of "d e"
+    drawn = marked_sentences(pairs * 20, 3, "seed")
+    assert drawn == marked_sentences(pairs * 20, 3, "seed") and set(drawn) == {0, 1, 2}
+
+
+def test_marked_embedded_documents_target_one_sentence_whose_alignment_is_inside_the_marks():
+    data = TranslationDataOptions(
+        train_size=30, val_size=2, test_size=3, sentences_per_example=6, translate="marked"
+    )
+    sentences, _ = load_pairs(data)
+    task = build_translation(TranslationOptions(data=data, vocab_size=300))
+    assert task.data_info["translate"] == "marked"
+    piece = task.tokenizer.processor.id_to_piece
+    batch = next(iter(task.datamodule.test_dataloader()))
+    for b, (source, _, references, *_) in enumerate(task.datamodule.splits["test"].items):
+        [reference] = references
+        assert reference in {t for _, t in sentences["test"][6 * b : 6 * b + 6]}
+        pieces = [piece(int(i)) for i in source]
+        opened = next(i for i, p in enumerate(pieces) if "[" in p)
+        closed = next(i for i, p in enumerate(pieces) if "]" in p)
+        columns = batch["alignment"][b].nonzero()[:, 1]
+        assert len(columns) and opened < int(columns.min()) and int(columns.max()) < closed
