@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.hf import tiny_marian
 
 import xbench
 from xbench.api.backend import BackendSpec
@@ -58,30 +59,14 @@ def _targets(batch: int) -> torch.Tensor:
 
 
 def _marian():
-    import transformers
-
-    config = transformers.MarianConfig(
+    return tiny_marian(
+        0.3,
         vocab_size=VOCAB,
-        d_model=32,
-        encoder_layers=2,
-        decoder_layers=2,
-        encoder_attention_heads=4,
-        decoder_attention_heads=4,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
-        max_position_embeddings=64,
         pad_token_id=PAD,
         eos_token_id=EOS,
         decoder_start_token_id=START,
-        forced_eos_token_id=None,
         init_std=0.3,
     )
-    model = transformers.MarianMTModel(config)
-    with torch.no_grad():  # Marian's own init leaves cross-attention almost without effect
-        for weight in model.parameters():
-            if weight.dim() == 2:
-                weight.normal_(std=0.3)
-    return model
 
 
 def _bart():

@@ -14,6 +14,7 @@ import sys
 import pytest
 import torch
 from helpers import composed_config
+from helpers.hf import tiny_marian
 
 from xbench.api.errors import UserError
 from xbench.records.examples import ExampleScores
@@ -81,29 +82,14 @@ def _character_tokenizer():
 def marian(tmp_path_factory):
     """A tiny Marian with a tokenizer, saved as a user's local folder. Its weights are large
     (std 1) so that greedy outputs differ between sources and follow cross-attention."""
-    import transformers
-
-    config = transformers.MarianConfig(
+    torch.manual_seed(0)
+    model = tiny_marian(
+        1.0,
         vocab_size=len(SPECIALS + CHARACTERS),
-        d_model=32,
-        encoder_layers=2,
-        decoder_layers=2,
-        encoder_attention_heads=4,
-        decoder_attention_heads=4,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
-        max_position_embeddings=64,
         pad_token_id=0,
         eos_token_id=2,
         decoder_start_token_id=1,
-        forced_eos_token_id=None,
     )
-    torch.manual_seed(0)
-    model = transformers.MarianMTModel(config)
-    with torch.no_grad():
-        for weight in model.parameters():
-            if weight.dim() == 2:
-                weight.normal_(std=1.0)
     folder = tmp_path_factory.mktemp("my-marian")
     model.save_pretrained(folder)
     _character_tokenizer().save_pretrained(folder)
