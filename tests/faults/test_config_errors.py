@@ -69,7 +69,7 @@ def test_a_bad_request_is_one_line_before_any_work(tmp_path, case):
     ("args", "expected"),
     [
         (("run", "trainer=debg"), "choose one of: cpu, debug, gpu. Did you mean 'debug'?"),
-        (("run", "model=huge"), "unknown model 'huge'; choose one of: base, small, tiny"),
+        (("run", "model=huge"), "unknown model 'huge'; choose one of: base, hf, small, tiny"),
         (("run", "logger=wnadb"), "Did you mean 'wandb'?"),
         (("run", "+trainer.fast_dev_rn=1"), "Did you mean 'fast_dev_run'?"),
         (("run", "seed=abc=1"), "invalid override"),
