@@ -106,9 +106,10 @@ class SpeechOptions(LoaderOptions):
     max_target_tokens: int = with_default(LoaderOptions, "max_target_tokens", 1000)
 
 
-def load_splits(options: SpeechOptions) -> tuple[dict, dict, Callable]:
+def load_splits(options: SpeechOptions) -> tuple[dict, dict, Callable | None]:
     """(features, transcript) examples per split, what identifies their source, and the
-    evaluation splits' audio per example (``Task.waveforms``)."""
+    evaluation splits' audio per example (``Task.waveforms``; None when no audio carries
+    what the features do)."""
     data = options.data
     if data.source == "embedded":
         if data.words_min > data.words_max:
@@ -125,11 +126,11 @@ def load_splits(options: SpeechOptions) -> tuple[dict, dict, Callable]:
             options.n_mels,
         )
         utterances, checksum, audio = load_corpus(spec)
+        marked = data.transcribe == "marked"
 
         def marks(split: str) -> random.Random | None:
             return random.Random(f"{data.seed}/{split}/marked") if marked else None
 
-        marked = data.transcribe == "marked"
         splits = {s: joined(u, data.utterances_in(s), marks(s)) for s, u in utterances.items()}
         if data.train_lengths != "fixed":
             sizes = drawn_lengths(
