@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from xbench.measure.types import AttentionShape, Latency, Measurement, Memory
+from xbench.records.environment import is_contended
 from xbench.records.examples import ExampleScores
 from xbench.records.result import (
     PHASES,
@@ -108,7 +109,8 @@ def record(
 
 def load(load_1m: float, cores: int = 2) -> MachineLoad:
     """A machine load as :func:`~xbench.records.environment.machine_load` records it."""
-    return MachineLoad(load_1m=load_1m, cores=cores, threads=cores, contended=load_1m > cores)
+    contended = is_contended(load_1m, cores)
+    return MachineLoad(load_1m=load_1m, cores=cores, threads=cores, contended=contended)
 
 
 def measured(phase: str, ms: float, memory: int) -> Measurement:

@@ -30,11 +30,26 @@ def environment() -> dict[str, Any]:
     }
 
 
+#: How far the 1-minute load may exceed the usable cores before it counts as contention:
+#: a run alone on the machine reads slightly above its threads (its data loader and main
+#: thread, the average's lag), while one other busy process adds a whole core.
+CONTENTION_MARGIN = 0.5
+
+
+def is_contended(load_1m: float | None, cores: int | None) -> bool | None:
+    """Other work competed for the cores: the load exceeds them by more than
+    :data:`CONTENTION_MARGIN`; None when the load or the cores are unknown."""
+    if load_1m is None or not cores:
+        return None
+    return load_1m > cores + CONTENTION_MARGIN
+
+
 def machine_load() -> dict[str, Any]:
     """The machine's load now, as plain JSON (the fields of
     :class:`xbench.records.result.MachineLoad`): the 1-minute load average against the
     CPU cores this process may run on (its affinity where the OS tells, else every core)
-    and torch's thread count. Contended: more runnable work than those cores."""
+    and torch's thread count, and whether other work contended for them
+    (:func:`is_contended`)."""
     try:
         load: float | None = os.getloadavg()[0]
     except (AttributeError, OSError):  # not on this OS, or not readable
@@ -47,7 +62,7 @@ def machine_load() -> dict[str, Any]:
         "load_1m": load,
         "cores": cores,
         "threads": torch.get_num_threads(),
-        "contended": None if load is None or not cores else load > cores,
+        "contended": is_contended(load, cores),
     }
 
 
