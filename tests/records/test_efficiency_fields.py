@@ -60,9 +60,7 @@ def test_the_load_is_the_os_one_minute_average_against_the_usable_cores():
 @pytest.mark.parametrize(
     "above, contended", [(1.0, True), (0.6, True), (0.2, False), (-0.5, False)]
 )
-def test_a_load_a_core_above_the_usable_ones_is_contention_a_run_alone_is_not(
-    monkeypatch, above, contended
-):
+def test_a_load_over_half_a_core_above_the_usable_ones_is_contention(monkeypatch, above, contended):
     cores = len(os.sched_getaffinity(0))
     monkeypatch.setattr(os, "getloadavg", lambda: (cores + above, 0.0, 0.0))
     assert machine_load()["contended"] is contended

@@ -215,9 +215,9 @@ class MachineLoad(Jsonable):
     """How busy the machine was when figures were taken
     (:func:`xbench.records.environment.machine_load`): the 1-minute load average (None
     where ``os.getloadavg`` is unavailable), the CPU cores this process may run on, and
-    the threads torch used. ``contended`` is True when the load exceeded those cores by
-    more than half a core — other work competed for them, so CPU timings read slower
-    than the machine is — and None when the load is unknown."""
+    the threads torch used. ``contended`` is
+    :func:`~xbench.records.environment.is_contended`: other work competed for those
+    cores, so CPU timings read slower than the machine is; None when the load is unknown."""
 
     load_1m: float | None = None
     cores: int | None = None
